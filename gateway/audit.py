@@ -1,0 +1,95 @@
+"""The audit trail: every login success and failure, logged at once and stored in batches.
+
+Each event is written to the structured log immediately and queued for the store; a
+background task writes the queue in one transaction every ``interval`` seconds, so a burst
+of logins costs one write, not one each. ``close()`` writes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from gateway.store.audit import AuditEvents
+from gateway.store.models import AuditEvent
+
+log = logging.getLogger("gateway.audit")
+
+MAX_QUEUE = 100_000
+
+
+class AuditLog:
+    def __init__(
+        self,
+        events: AuditEvents,
+        *,
+        interval: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._events = events
+        self._interval = interval
+        self._clock = clock
+        self._queue: list[AuditEvent] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._dropped = 0
+
+    def record(
+        self,
+        action: str,
+        *,
+        door: str,
+        source: str | None = None,
+        app_id: str | None = None,
+        user_id: str | None = None,
+        login: str | None = None,
+        reason: str | None = None,
+    ) -> AuditEvent:
+        event = AuditEvent(
+            action=action, door=door, at=self._clock(), source=source, app_id=app_id,
+            user_id=user_id, login=login, reason=reason,
+        )
+        fields = {k: v for k, v in event.__dict__.items() if v and k not in ("data", "id")}
+        log.info(action, extra={"audit": fields})
+        if len(self._queue) >= MAX_QUEUE:
+            # The store is down or far behind; the log line above still has the event.
+            self._dropped += 1
+            return event
+        self._queue.append(event)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
+        return event
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("writing %d audit events failed; will retry", len(self._queue))
+
+    async def flush(self) -> None:
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        try:
+            await self._events.add(batch)
+        except BaseException:
+            self._queue[:0] = batch
+            raise
+        if self._dropped:
+            log.warning("audit queue was full: %d events only in the log", self._dropped)
+            self._dropped = 0
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()

@@ -1,0 +1,114 @@
+"""A short-lived cache of verified logins, so repeated binds skip the slow hash.
+
+Entries are keyed on a keyed hash (HMAC) of the secret, never the secret, and dropped at
+once when the store says the user, their app passwords, their groups or the app changed,
+on every node (the store's change feed carries other nodes' writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.auth.identity import UserIdentity
+from gateway.store.changes import Change
+
+
+@dataclass(frozen=True)
+class _Entry:
+    identity: UserIdentity
+    app_id: str | None
+    expires: float
+
+
+class VerifiedCache:
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        ttl: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._key = key
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._by_user: dict[str, set[bytes]] = {}
+        self._by_app: dict[str, set[bytes]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0 and self._max > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def digest(self, *parts: str) -> bytes:
+        return hmac.new(self._key, "\0".join(parts).encode(), hashlib.sha256).digest()
+
+    def get(self, digest: bytes) -> UserIdentity | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry.expires <= self._clock():
+            self._drop(digest)
+            return None
+        return entry.identity
+
+    def put(self, digest: bytes, identity: UserIdentity, app_id: str | None) -> None:
+        if not self.enabled:
+            return
+        if digest in self._entries:
+            self._drop(digest)
+        while len(self._entries) >= self._max:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+        self._entries[digest] = _Entry(identity, app_id, self._clock() + self._ttl)
+        self._by_user.setdefault(identity.user_id, set()).add(digest)
+        if app_id is not None:
+            self._by_app.setdefault(app_id, set()).add(digest)
+
+    def forget_user(self, user_id: str) -> None:
+        for digest in list(self._by_user.get(user_id, ())):
+            self._drop(digest)
+
+    def forget_app(self, app_id: str) -> None:
+        for digest in list(self._by_app.get(app_id, ())):
+            self._drop(digest)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_user.clear()
+        self._by_app.clear()
+
+    def on_change(self, change: Change) -> None:
+        """Subscriber for the store's change feed."""
+        if change.kind in ("user", "app_password"):
+            self.forget_user(change.key)
+        elif change.kind == "app":
+            self.forget_app(change.key)
+        elif change.kind in ("group", "reset"):
+            # Group names ride in cached identities; group changes are rare, so start over.
+            self.clear()
+
+    def _drop(self, digest: bytes) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is None:
+            return
+        users = self._by_user.get(entry.identity.user_id)
+        if users is not None:
+            users.discard(digest)
+            if not users:
+                del self._by_user[entry.identity.user_id]
+        if entry.app_id is not None:
+            apps = self._by_app.get(entry.app_id)
+            if apps is not None:
+                apps.discard(digest)
+                if not apps:
+                    del self._by_app[entry.app_id]

@@ -1,0 +1,157 @@
+"""The one credential check every door calls (after twisted.cred's Portal).
+
+``login(creds)``: ask the rate-limit policy, pick the checker by the credentials' type,
+verify, tell the policy the outcome, audit, and answer an identity or a typed failure.
+Not meant to be subclassed: variation lives in checkers and in the policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any, final
+
+from gateway.audit import AuditLog
+from gateway.auth.checkers import (
+    AppPasswordChecker,
+    AppSecretChecker,
+    PasswordTOTPChecker,
+    UserPasswordChecker,
+    UserVerifier,
+)
+from gateway.auth.credentials import (
+    AppPassword,
+    AppSecret,
+    Credentials,
+    PasswordTOTP,
+    UserPassword,
+    account_of,
+    secret_of,
+)
+from gateway.auth.errors import (
+    AuthUnavailable,
+    Locked,
+    LoginFailed,
+    RateLimited,
+    TwoFactorRequired,
+    UnhandledCredentials,
+)
+from gateway.auth.identity import AppIdentity, Identity, UserIdentity
+from gateway.metrics import Metrics
+from gateway.store import StoreError
+from ratelimit import Allow, Attempt, AttemptPolicy, Banned, Decision, Outcome
+
+log = logging.getLogger(__name__)
+
+# Failures that were guesses (count towards lockout) versus right secrets refused.
+_GUESSES = frozenset({"unknown", "wrong_secret"})
+
+
+@final
+class Portal:
+    def __init__(
+        self,
+        verifier: UserVerifier,
+        policy: AttemptPolicy,
+        audit: AuditLog,
+        metrics: Metrics,
+        secret_key: bytes,
+    ) -> None:
+        self._policy = policy
+        self._audit = audit
+        self._metrics = metrics
+        self._key = secret_key
+        self.verifier = verifier
+        self._checkers: dict[type, Any] = {
+            UserPassword: UserPasswordChecker(verifier),
+            PasswordTOTP: PasswordTOTPChecker(verifier),
+            AppPassword: AppPasswordChecker(verifier),
+            AppSecret: AppSecretChecker(verifier.store),
+        }
+
+    @property
+    def policy(self) -> AttemptPolicy:
+        return self._policy
+
+    def secret_digest(self, secret: str) -> str:
+        """A keyed hash of a secret: lets the policy count distinct guesses without it."""
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def login(self, creds: Credentials) -> Identity:
+        checker = self._checkers.get(type(creds))
+        if checker is None:
+            raise UnhandledCredentials(type(creds).__name__)
+        ctx = creds.context
+        account = account_of(creds)
+        attempt = Attempt(
+            door=ctx.door, source=ctx.source, account=account,
+            secret_digest=self.secret_digest(secret_of(creds)),
+        )
+        started = time.perf_counter()
+        try:
+            decision = await self._policy.check(attempt)
+            if not isinstance(decision, Allow):
+                self._refuse(decision, creds, account)
+            identity: Identity = await checker.check(creds)
+        except TwoFactorRequired:
+            # Right password, second step pending: not a failure and not a login yet.
+            self._count(ctx.door, "2fa_required", started)
+            raise
+        except RateLimited as exc:
+            self._count(ctx.door, exc.reason, started)
+            raise
+        except LoginFailed as exc:
+            outcome = Outcome.FAILURE if exc.reason in _GUESSES else Outcome.REFUSED
+            await self._policy.record(attempt, outcome)
+            self._audit.record(
+                "user.login.failed" if not isinstance(creds, AppSecret) else "app.login.failed",
+                door=ctx.door, source=ctx.source, app_id=ctx.app_id, login=account,
+                reason=exc.detail or exc.reason,
+            )
+            self._count(ctx.door, exc.reason, started)
+            raise
+        except StoreError as exc:
+            log.exception("credential check failed: the store could not answer")
+            raise AuthUnavailable(str(exc)) from exc
+        except OSError as exc:
+            log.exception("credential check failed: the store could not answer")
+            raise AuthUnavailable(str(exc)) from exc
+        await self._policy.record(attempt, Outcome.SUCCESS)
+        self._audit_success(identity, creds)
+        self._count(ctx.door, "success", started)
+        return identity
+
+    def _refuse(self, decision: Decision, creds: Credentials, account: str) -> None:
+        ctx = creds.context
+        assert not isinstance(decision, Allow)
+        error: RateLimited
+        if isinstance(decision, Banned):
+            error = Locked(decision.retry_after, decision.scope)
+            action = "user.lockout"
+        else:
+            error = RateLimited(decision.retry_after, decision.scope)
+            action = "user.login.delayed"
+        self._audit.record(
+            action, door=ctx.door, source=ctx.source, app_id=ctx.app_id, login=account,
+            reason=f"{error.reason}:{decision.scope}",
+        )
+        raise error
+
+    def _audit_success(self, identity: Identity, creds: Credentials) -> None:
+        ctx = creds.context
+        if isinstance(identity, UserIdentity):
+            self._audit.record(
+                "user.login", door=ctx.door, source=ctx.source, app_id=ctx.app_id,
+                user_id=identity.user_id, login=identity.username, reason=identity.method,
+            )
+        elif isinstance(identity, AppIdentity):
+            self._audit.record(
+                "app.login", door=ctx.door, source=ctx.source, app_id=identity.app_id,
+                login=identity.principal, reason=identity.addon,
+            )
+
+    def _count(self, door: str, result: str, started: float) -> None:
+        self._metrics.logins.labels(door, result).inc()
+        self._metrics.login_seconds.labels(door).observe(time.perf_counter() - started)

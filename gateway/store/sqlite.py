@@ -1,0 +1,236 @@
+"""SQLite engine: the embedded default. One file in WAL mode, one connection on one thread.
+
+Every statement runs on a single worker thread so the event loop never blocks on disk, and
+an asyncio lock keeps a transaction's statements together. Other processes (the CLI, a
+second server) write the same file; their changes reach this process through the
+``change_log`` table, polled cheaply with ``PRAGMA data_version``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from gateway.store.changes import RESET, Change, ChangeHub
+from gateway.store.database import Row
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+# Keep an hour of changes: enough for any poller that is running; one that fell further
+# behind is told to reset instead.
+CHANGE_LOG_KEEP = 3600.0
+
+
+def _translate(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+class SqliteDatabase:
+    dialect: Literal["sqlite", "postgresql"] = "sqlite"
+
+    def __init__(self, path: Path, *, poll_interval: float = 0.25) -> None:
+        self.path = path
+        self.changes = ChangeHub()
+        self._poll_interval = poll_interval
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._sql_cache: dict[str, str] = {}
+        self._feed: asyncio.Task[None] | None = None
+        self._last_seq = 0
+        self._own_seqs: set[int] = set()
+
+    @classmethod
+    async def open(cls, path: Path, *, poll_interval: float = 0.25) -> SqliteDatabase:
+        db = cls(path, poll_interval=poll_interval)
+        await db._call(db._connect)
+        return db
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        # Another process (the CLI) may hold the write lock for a moment.
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    def _sql(self, sql: str) -> str:
+        cached = self._sql_cache.get(sql)
+        if cached is None:
+            cached = self._sql_cache[sql] = _translate(sql)
+        return cached
+
+    # -- statements (run on the worker thread) ---------------------------------------
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        assert self._conn is not None
+        return [dict(r) for r in self._conn.execute(self._sql(sql), args).fetchall()]
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> int:
+        assert self._conn is not None
+        return self._conn.execute(self._sql(sql), args).rowcount
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        assert self._conn is not None
+        self._conn.executemany(self._sql(sql), rows)
+
+    def _script(self, sql: str) -> None:
+        assert self._conn is not None
+        self._conn.executescript(sql)
+
+    # -- Executor ---------------------------------------------------------------------
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self._lock:
+            return await self._call(self._fetch, sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._lock:
+            return await self._call(self._execute, sql, args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self.transaction() as tx:
+            await tx.executemany(sql, rows)
+
+    async def script(self, sql: str) -> None:
+        """Run several statements at once (migrations)."""
+        async with self._lock:
+            await self._call(self._script, sql)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTransaction]:
+        async with self._lock:
+            await self._call(self._execute, "BEGIN IMMEDIATE", ())
+            tx = _SqliteTransaction(self)
+            try:
+                yield tx
+                seqs = await self._call(self._log_changes, tx.pending)
+                await self._call(self._execute, "COMMIT", ())
+            except BaseException:
+                await self._call(self._execute, "ROLLBACK", ())
+                raise
+        self._own_seqs.update(seqs)
+        self.changes.publish(tx.pending)
+
+    def _log_changes(self, changes: list[Change]) -> list[int]:
+        assert self._conn is not None
+        now = time.time()
+        seqs = []
+        for change in changes:
+            row = self._conn.execute(
+                "INSERT INTO change_log (kind, key, at) VALUES (?, ?, ?) RETURNING seq",
+                (change.kind, change.key, now),
+            ).fetchone()
+            seqs.append(row[0])
+        return seqs
+
+    # -- hearing other processes -------------------------------------------------------
+
+    async def start_change_feed(self) -> None:
+        if self._feed is not None:
+            return
+        row = await self.fetchrow("SELECT COALESCE(MAX(seq), 0) AS seq FROM change_log")
+        self._last_seq = row["seq"] if row else 0
+        self._feed = asyncio.create_task(self._poll_forever(), name="sqlite-change-feed")
+
+    async def _poll_forever(self) -> None:
+        version = None
+        last_prune = time.monotonic()
+        while True:
+            try:
+                async with self._lock:
+                    current = await self._call(self._data_version)
+                if current != version:
+                    version = current
+                    await self.poll_changes()
+                if time.monotonic() - last_prune > 60:
+                    last_prune = time.monotonic()
+                    await self.execute(
+                        "DELETE FROM change_log WHERE at < $1", time.time() - CHANGE_LOG_KEEP
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading changes from %s failed; retrying", self.path)
+            await asyncio.sleep(self._poll_interval)
+
+    def _data_version(self) -> int:
+        assert self._conn is not None
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    async def poll_changes(self) -> None:
+        """Publish changes other processes committed since the last look."""
+        rows = await self.fetch(
+            "SELECT seq, kind, key FROM change_log WHERE seq > $1 ORDER BY seq", self._last_seq
+        )
+        if not rows:
+            return
+        if rows[0]["seq"] > self._last_seq + 1 and self._last_seq:
+            first_kept = await self.fetchrow("SELECT MIN(seq) AS seq FROM change_log")
+            if first_kept and first_kept["seq"] > self._last_seq + 1:
+                self.changes.publish([RESET])
+        fresh = [
+            Change(r["kind"], r["key"]) for r in rows if r["seq"] not in self._own_seqs
+        ]
+        self._own_seqs.difference_update(r["seq"] for r in rows)
+        self._last_seq = rows[-1]["seq"]
+        if fresh:
+            self.changes.publish(fresh)
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed
+            self._feed = None
+        if self._conn is not None:
+            async with self._lock:
+                await self._call(self._conn.close)
+            self._conn = None
+        self._pool.shutdown(wait=True)
+
+
+class _SqliteTransaction:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self.pending: list[Change] = []
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._db._call(self._db._fetch, sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._db._call(self._db._execute, sql, args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._db._call(self._db._executemany, sql, rows)
+
+    def changed(self, change: Change) -> None:
+        if change not in self.pending:
+            self.pending.append(change)
