@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from gateway.config.containers import ContainersConfig
+from gateway.config.fields import doc as _doc
+from gateway.config.ldap import LdapConfig
+from gateway.config.mail import MailConfig
+from gateway.config.proxyauth import ProxyAuthConfig
+from gateway.config.ratelimit import RateLimitConfig
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,6 @@ class ListenAddress:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
-
-
-def _doc(text: str, **bounds: Any) -> dict[str, Any]:
-    return {"doc": text, **bounds}
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,11 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     log: LogConfig = field(default_factory=LogConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    containers: ContainersConfig = field(default_factory=ContainersConfig)
+    ldap: LdapConfig = field(default_factory=LdapConfig)
+    proxyauth: ProxyAuthConfig = field(default_factory=ProxyAuthConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     def data_path(self, name: str) -> Path:

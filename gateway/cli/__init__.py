@@ -1,0 +1,1 @@
+"""The ``gateway`` command: operators' and scripts' way in (nothing imports this package)."""

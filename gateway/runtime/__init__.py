@@ -1,0 +1,1 @@
+"""Run every enabled server in one asyncio loop, with Twisted's reactor on it."""
