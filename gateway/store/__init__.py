@@ -6,8 +6,6 @@ repositories (``store.users``, ``store.groups``…) are the same code on both en
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,47 +59,24 @@ class Store:
 
     async def migrate(self) -> list[int]:
         """Apply what is missing; answer the versions applied now."""
-        async with self._migration_lock():
-            await self.db.execute(migrations.CREATE_HISTORY)
-            rows = await self.db.fetch("SELECT version FROM schema_migrations")
-            done = {r["version"] for r in rows}
+        async with self.db.migration() as tx:
+            await tx.execute(migrations.CREATE_HISTORY)
+            done = {r["version"] for r in await tx.fetch("SELECT version FROM schema_migrations")}
             applied = []
             for version, name, sql in migrations.available():
                 if version in done:
                     continue
-                await self._apply(version, name, migrations.render(sql, self.db.dialect))
+                await tx.script(migrations.render(sql, self.db.dialect))
+                await tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    *migrations.history_row(version, name),
+                )
                 applied.append(version)
             return applied
 
     async def schema_version(self) -> int:
         row = await self.db.fetchrow("SELECT MAX(version) AS v FROM schema_migrations")
         return int(row["v"]) if row and row["v"] is not None else 0
-
-    async def _apply(self, version: int, name: str, sql: str) -> None:
-        if isinstance(self.db, PostgresDatabase):
-            # PostgreSQL runs DDL inside a transaction: all of a migration or none of it.
-            async with self.db.transaction() as tx:
-                await tx.execute(sql)
-                await tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                    *migrations.history_row(version, name),
-                )
-            return
-        assert isinstance(self.db, SqliteDatabase)
-        # executescript commits as it goes; wrap the script so a failure leaves nothing.
-        version_row = migrations.history_row(version, name)
-        await self.db.script(
-            "BEGIN IMMEDIATE;\n" + sql + "\nINSERT INTO schema_migrations (version, name, "
-            f"applied_at) VALUES ({version_row[0]}, '{name}', {version_row[2]});\nCOMMIT;"
-        )
-
-    @contextlib.asynccontextmanager
-    async def _migration_lock(self) -> AsyncIterator[None]:
-        if isinstance(self.db, PostgresDatabase):
-            async with self.db.locked():
-                yield
-        else:
-            yield
 
     async def close(self) -> None:
         await self.db.close()

@@ -13,7 +13,9 @@ from gateway.store.database import Database, Transaction
 from gateway.store.errors import Conflict, NotFound
 from gateway.store.models import AccessRestriction, App
 
-_COLUMNS = "id, location, domain, manifest_json, upstream, access_json, sso, created_at"
+_COLUMNS = (
+    "id, location, domain, manifest_json, upstream, access_json, sso, address, created_at"
+)
 _UNSET: Any = object()
 
 
@@ -41,7 +43,7 @@ class Apps:
             ):
                 raise Conflict(f"{location}.{domain} is taken by another app")
             await tx.execute(
-                f"INSERT INTO apps ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                f"INSERT INTO apps ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
                 app_id, location, domain, json.dumps(manifest), upstream,
                 access.to_json() if access is not None else None, sso, time.time(),
             )
@@ -65,8 +67,11 @@ class Apps:
         manifest: dict[str, Any] = _UNSET,
         upstream: str | None = _UNSET,
         access: AccessRestriction | None = _UNSET,
+        address: str | None = _UNSET,
     ) -> App:
         sets: dict[str, Any] = {}
+        if address is not _UNSET:
+            sets["address"] = address
         if manifest is not _UNSET:
             sets["manifest_json"] = json.dumps(manifest)
         if upstream is not _UNSET:
@@ -92,17 +97,21 @@ class Apps:
                 "SELECT DISTINCT user_id FROM app_passwords WHERE identifier = $1", app_id
             )
             await tx.execute("DELETE FROM app_passwords WHERE identifier = $1", app_id)
-            await tx.execute("DELETE FROM web_sessions WHERE app_id = $1", app_id)
+            sessions = await tx.execute("DELETE FROM web_sessions WHERE app_id = $1", app_id)
             if not await tx.execute("DELETE FROM apps WHERE id = $1", app_id):
                 raise NotFound("app", app_id)
             tx.changed(Change("app", app_id))
             for row in users:
                 tx.changed(Change("app_password", row["user_id"]))
+            if sessions:
+                tx.changed(Change("session", f"app:{app_id}"))
 
     # -- addon credentials ----------------------------------------------------------------
 
     async def set_credentials(self, app_id: str, addon: str, values: dict[str, str]) -> None:
         async with self._db.transaction() as tx:
+            if not await tx.fetchrow("SELECT 1 FROM apps WHERE id = $1", app_id):
+                raise NotFound("app", app_id)
             await self._replace_credentials(tx, app_id, addon, values)
             tx.changed(Change("app", app_id))
 

@@ -33,11 +33,23 @@ class Transaction(Executor, Protocol):
         ...
 
 
+class SchemaTransaction(Executor, Protocol):
+    async def script(self, sql: str) -> None:
+        """Run a migration file: several statements, no arguments."""
+        ...
+
+
 class Database(Executor, Protocol):
     dialect: Literal["sqlite", "postgresql"]
     changes: ChangeHub
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    def migration(self) -> AbstractAsyncContextManager[SchemaTransaction]:
+        """One transaction holding the schema lock of every process and node sharing the
+        database, so two that start together read the history and migrate once, and a
+        failed migration leaves nothing behind."""
+        ...
 
     async def start_change_feed(self) -> None:
         """Begin hearing other processes' changes (idempotent)."""

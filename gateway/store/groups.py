@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 
@@ -87,13 +88,13 @@ class Groups:
             tx.changed(Change("group", group_id))
             tx.changed(Change("user", user_id))
 
-    async def members(self, group_id: str) -> list[str]:
+    async def members(self, group_id: str) -> builtins.list[str]:
         rows = await self._db.fetch(
             "SELECT user_id FROM group_members WHERE group_id = $1 ORDER BY user_id", group_id
         )
         return [r["user_id"] for r in rows]
 
-    async def of_user(self, user_id: str) -> list[Group]:
+    async def of_user(self, user_id: str) -> builtins.list[Group]:
         rows = await self._db.fetch(
             "SELECT g.id, g.name, g.created_at FROM groups_ g "
             "JOIN group_members m ON m.group_id = g.id WHERE m.user_id = $1 ORDER BY g.name",
@@ -101,7 +102,7 @@ class Groups:
         )
         return [Group.from_row(r) for r in rows]
 
-    async def memberships(self) -> list[tuple[str, str]]:
+    async def memberships(self) -> builtins.list[tuple[str, str]]:
         """Every (group id, user id) pair, for building in-memory indexes in one query."""
         rows = await self._db.fetch("SELECT group_id, user_id FROM group_members")
         return [(r["group_id"], r["user_id"]) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, get_args
 
 from gateway.store import validation
 from gateway.store.changes import Change
@@ -66,6 +66,8 @@ class Mail:
                 columns["catch_all_json"] = json.dumps(list(value))
             else:
                 columns[key] = value
+        if not columns:
+            return await self.domain(domain)
         names = sorted(columns)
         assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=2))
         async with self._db.transaction() as tx:
@@ -78,10 +80,15 @@ class Mail:
         return await self.domain(domain)
 
     async def remove_domain(self, domain: str) -> None:
+        name = domain.lower()
         async with self._db.transaction() as tx:
-            if not await tx.execute("DELETE FROM mail_domains WHERE domain = $1", domain.lower()):
+            addresses = await tx.fetch("SELECT name FROM mailboxes WHERE domain = $1", name)
+            if not await tx.execute("DELETE FROM mail_domains WHERE domain = $1", name):
                 raise NotFound("mail domain", domain)
-            tx.changed(Change("mail_domain", domain.lower()))
+            tx.changed(Change("mail_domain", name))
+            # Its mailboxes, aliases and lists went with it (ON DELETE CASCADE).
+            for row in addresses:
+                tx.changed(Change("mailbox", f"{row['name']}@{name}"))
 
     # -- mailboxes, aliases, lists ---------------------------------------------------------
 
@@ -100,6 +107,10 @@ class Mail:
         local = name.strip().lower()
         if not local or "@" in local:
             raise InvalidValue("name", "the part before '@'")
+        if kind not in get_args(MailboxKind):
+            raise InvalidValue("kind", f"one of {', '.join(get_args(MailboxKind))}")
+        if owner_type not in get_args(OwnerType):
+            raise InvalidValue("owner_type", f"one of {', '.join(get_args(OwnerType))}")
         if kind == "alias" and not alias_target:
             raise InvalidValue("alias_target", "an alias needs the mailbox it points to")
         if kind == "list" and not members:

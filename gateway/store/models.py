@@ -94,6 +94,7 @@ class App:
     upstream: str | None
     access: AccessRestriction | None
     sso: bool
+    address: str | None
     created_at: float
 
     @property
@@ -110,6 +111,7 @@ class App:
             upstream=row["upstream"],
             access=AccessRestriction.from_json(row["access_json"]),
             sso=bool(row["sso"]),
+            address=row["address"],
             created_at=row["created_at"],
         )
 

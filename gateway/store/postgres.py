@@ -11,19 +11,33 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
 import asyncpg
 
 from gateway.store.changes import RESET, Change, ChangeHub
 from gateway.store.database import Row
+from gateway.store.errors import Conflict
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_changes"
 # Advisory lock id held while migrating, so two nodes starting together migrate once.
 MIGRATION_LOCK = 0x6761_7465
+# How long the change listener may take to answer a health check before it counts as lost.
+LISTENER_CHECK_TIMEOUT = 5.0
+# What a lost or unreachable server raises (InterfaceError: "connection is closed").
+_CONNECTION_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+@contextlib.contextmanager
+def _conflicts() -> Iterator[None]:
+    """A racing writer's unique or foreign-key violation is the repositories' Conflict."""
+    try:
+        yield
+    except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
+        raise Conflict(str(exc)) from exc
 
 
 def _rowcount(status: str) -> int:
@@ -55,32 +69,30 @@ class PostgresDatabase:
         return cls(dsn, pool, password=password)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return [dict(r) for r in await self._pool.fetch(sql, *args)]
+        with _conflicts():
+            return [dict(r) for r in await self._pool.fetch(sql, *args)]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        row = await self._pool.fetchrow(sql, *args)
+        with _conflicts():
+            row = await self._pool.fetchrow(sql, *args)
         return dict(row) if row is not None else None
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._pool.execute(sql, *args))
+        with _conflicts():
+            return _rowcount(await self._pool.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         async with self.transaction() as tx:
             await tx.executemany(sql, rows)
 
-    async def script(self, sql: str) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.execute(sql)
-
     @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection holding the migration lock (session-level advisory lock)."""
-        async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-            try:
-                yield conn
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    async def migration(self) -> AsyncIterator[_PostgresTransaction]:
+        # The lock is the transaction's own: a node that dies mid-migration releases it,
+        # and the migration runs on the one connection that holds it (no second
+        # connection from the pool is needed, so a pool of one cannot deadlock).
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            yield _PostgresTransaction(conn)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresTransaction]:
@@ -103,6 +115,10 @@ class PostgresDatabase:
         self._feed = asyncio.create_task(self._watch_listener(), name="pg-change-feed")
 
     async def _listen(self) -> None:
+        if self._listener is not None:
+            # A listener that stopped answering may still hold its socket.
+            self._listener.terminate()
+            self._listener = None
         conn = await asyncpg.connect(self._dsn, password=self._password)
         await conn.add_listener(CHANNEL, self._on_notify)
         self._listener = conn
@@ -119,15 +135,15 @@ class PostgresDatabase:
             conn = self._listener
             if conn is not None and not conn.is_closed():
                 try:
-                    await conn.execute("SELECT 1")
+                    await conn.execute("SELECT 1", timeout=LISTENER_CHECK_TIMEOUT)
                     delay = 0.5
                     continue
-                except (TimeoutError, asyncpg.PostgresError, OSError):
+                except _CONNECTION_ERRORS:
                     pass
             log.warning("lost the PostgreSQL change listener; reconnecting")
             try:
                 await self._listen()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except _CONNECTION_ERRORS as exc:
                 log.warning("PostgreSQL change listener: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -152,17 +168,24 @@ class _PostgresTransaction:
         self.pending: list[Change] = []
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return [dict(r) for r in await self._conn.fetch(sql, *args)]
+        with _conflicts():
+            return [dict(r) for r in await self._conn.fetch(sql, *args)]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        row = await self._conn.fetchrow(sql, *args)
+        with _conflicts():
+            row = await self._conn.fetchrow(sql, *args)
         return dict(row) if row is not None else None
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._conn.execute(sql, *args))
+        with _conflicts():
+            return _rowcount(await self._conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, rows)
+        with _conflicts():
+            await self._conn.executemany(sql, rows)
+
+    async def script(self, sql: str) -> None:
+        await self._conn.execute(sql)
 
     def changed(self, change: Change) -> None:
         if change not in self.pending:

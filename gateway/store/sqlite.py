@@ -14,13 +14,14 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from gateway.store.changes import RESET, Change, ChangeHub
 from gateway.store.database import Row
+from gateway.store.errors import Conflict
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,10 +30,42 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 # Keep an hour of changes: enough for any poller that is running; one that fell further
 # behind is told to reset instead.
 CHANGE_LOG_KEEP = 3600.0
+# Seconds a statement waits for another process's lock before "database is locked".
+BUSY_TIMEOUT = 5.0
+
+
+# What a racing writer meets when the row it checked for appeared meanwhile, or a reference
+# names a row that is gone: the repositories' Conflict, as on PostgreSQL.
+_CONFLICTS = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_FOREIGNKEY"}
+)
 
 
 def _translate(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements: ``executescript`` would commit the open transaction."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \t\r\n;"):
+                yield statement
+            statement = ""
+    if statement.strip(" \t\r\n;"):
+        raise ValueError(f"unfinished SQL statement at the end of the script: {statement!r}")
+
+
+@contextlib.contextmanager
+def _conflicts() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if exc.sqlite_errorname in _CONFLICTS:
+            raise Conflict(str(exc)) from exc
+        raise
 
 
 class SqliteDatabase:
@@ -58,16 +91,35 @@ class SqliteDatabase:
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Another process (the CLI) may hold the write lock for a moment, or be switching a
+        # new file to WAL: wait for it from the first statement on (connect's busy timeout).
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = self._enable_wal(conn)
         if mode.lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
-        # Another process (the CLI) may hold the write lock for a moment.
-        conn.execute("PRAGMA busy_timeout=5000")
         self._conn = conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> str:
+        """Switch to WAL, waiting for another connection switching the same new file.
+
+        Two connections upgrading their locks at once would deadlock, so SQLite answers one
+        "database is locked" at once, without calling the busy handler: retry until
+        BUSY_TIMEOUT, as the handler would have.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -83,19 +135,23 @@ class SqliteDatabase:
 
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
         assert self._conn is not None
-        return [dict(r) for r in self._conn.execute(self._sql(sql), args).fetchall()]
+        with _conflicts():
+            return [dict(r) for r in self._conn.execute(self._sql(sql), args).fetchall()]
 
     def _execute(self, sql: str, args: Sequence[Any]) -> int:
         assert self._conn is not None
-        return self._conn.execute(self._sql(sql), args).rowcount
+        with _conflicts():
+            return self._conn.execute(self._sql(sql), args).rowcount
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         assert self._conn is not None
-        self._conn.executemany(self._sql(sql), rows)
+        with _conflicts():
+            self._conn.executemany(self._sql(sql), rows)
 
     def _script(self, sql: str) -> None:
         assert self._conn is not None
-        self._conn.executescript(sql)
+        for statement in _statements(sql):
+            self._conn.execute(statement)
 
     # -- Executor ---------------------------------------------------------------------
 
@@ -115,25 +171,33 @@ class SqliteDatabase:
         async with self.transaction() as tx:
             await tx.executemany(sql, rows)
 
-    async def script(self, sql: str) -> None:
-        """Run several statements at once (migrations)."""
-        async with self._lock:
-            await self._call(self._script, sql)
-
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTransaction]:
-        async with self._lock:
-            await self._call(self._execute, "BEGIN IMMEDIATE", ())
-            tx = _SqliteTransaction(self)
-            try:
-                yield tx
-                seqs = await self._call(self._log_changes, tx.pending)
-                await self._call(self._execute, "COMMIT", ())
-            except BaseException:
-                await self._call(self._execute, "ROLLBACK", ())
-                raise
-        self._own_seqs.update(seqs)
+        async with self._lock, self._immediate() as tx:
+            yield tx
+            seqs = await self._call(self._log_changes, tx.pending)
+        if self._feed is not None:
+            # Only the poller forgets these, so only remember them while it runs.
+            self._own_seqs.update(seqs)
         self.changes.publish(tx.pending)
+
+    @contextlib.asynccontextmanager
+    async def migration(self) -> AsyncIterator[_SqliteTransaction]:
+        # BEGIN IMMEDIATE takes the file's write lock: another process migrating waits here
+        # (busy_timeout), then finds the history it wrote.
+        async with self._lock, self._immediate() as tx:
+            yield tx
+
+    @contextlib.asynccontextmanager
+    async def _immediate(self) -> AsyncIterator[_SqliteTransaction]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error. The caller holds the lock."""
+        await self._call(self._execute, "BEGIN IMMEDIATE", ())
+        try:
+            yield _SqliteTransaction(self)
+            await self._call(self._execute, "COMMIT", ())
+        except BaseException:
+            await self._call(self._execute, "ROLLBACK", ())
+            raise
 
     def _log_changes(self, changes: list[Change]) -> list[int]:
         assert self._conn is not None
@@ -152,8 +216,8 @@ class SqliteDatabase:
     async def start_change_feed(self) -> None:
         if self._feed is not None:
             return
-        row = await self.fetchrow("SELECT COALESCE(MAX(seq), 0) AS seq FROM change_log")
-        self._last_seq = row["seq"] if row else 0
+        async with self._lock:
+            self._last_seq = await self._call(self._newest_seq)
         self._feed = asyncio.create_task(self._poll_forever(), name="sqlite-change-feed")
 
     async def _poll_forever(self) -> None:
@@ -181,22 +245,38 @@ class SqliteDatabase:
         assert self._conn is not None
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def _newest_seq(self) -> int:
+        """The last seq ever handed out (AUTOINCREMENT remembers it past deletions)."""
+        assert self._conn is not None
+        row = self._conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'change_log'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _read_log(self, after: int) -> tuple[list[Row], int]:
+        """Changes after ``after`` and the newest seq, from one snapshot."""
+        assert self._conn is not None
+        self._conn.execute("BEGIN")
+        try:
+            rows = self._fetch(
+                "SELECT seq, kind, key FROM change_log WHERE seq > $1 ORDER BY seq", (after,)
+            )
+            return rows, self._newest_seq()
+        finally:
+            self._conn.execute("COMMIT")
+
     async def poll_changes(self) -> None:
         """Publish changes other processes committed since the last look."""
-        rows = await self.fetch(
-            "SELECT seq, kind, key FROM change_log WHERE seq > $1 ORDER BY seq", self._last_seq
-        )
-        if not rows:
+        async with self._lock:
+            rows, newest = await self._call(self._read_log, self._last_seq)
+        if newest <= self._last_seq:
             return
-        if rows[0]["seq"] > self._last_seq + 1 and self._last_seq:
-            first_kept = await self.fetchrow("SELECT MIN(seq) AS seq FROM change_log")
-            if first_kept and first_kept["seq"] > self._last_seq + 1:
-                self.changes.publish([RESET])
-        fresh = [
-            Change(r["kind"], r["key"]) for r in rows if r["seq"] not in self._own_seqs
-        ]
-        self._own_seqs.difference_update(r["seq"] for r in rows)
-        self._last_seq = rows[-1]["seq"]
+        if not rows or rows[0]["seq"] != self._last_seq + 1:
+            # Seqs have no gaps, so a missing one was pruned before we read it.
+            self.changes.publish([RESET])
+        fresh = [Change(r["kind"], r["key"]) for r in rows if r["seq"] not in self._own_seqs]
+        self._own_seqs = {seq for seq in self._own_seqs if seq > newest}
+        self._last_seq = newest
         if fresh:
             self.changes.publish(fresh)
 
@@ -230,6 +310,9 @@ class _SqliteTransaction:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._db._call(self._db._executemany, sql, rows)
+
+    async def script(self, sql: str) -> None:
+        await self._db._call(self._db._script, sql)
 
     def changed(self, change: Change) -> None:
         if change not in self.pending:

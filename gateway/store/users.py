@@ -80,7 +80,10 @@ class Users:
         return user
 
     async def list(self) -> list[User]:
-        rows = await self._db.fetch(f"SELECT {_COLUMNS} FROM users ORDER BY username, email")
+        # Users without a username last on both engines (SQLite sorts NULL first, PG last).
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM users ORDER BY username IS NULL, username, email"
+        )
         return [User.from_row(r) for r in rows]
 
     async def count(self) -> int:
@@ -97,6 +100,8 @@ class Users:
             fields["fallback_email"] = validation.email(fields["fallback_email"], "fallback_email")
         if "role" in fields and fields["role"] not in ROLES:
             raise InvalidValue("role", f"one of {', '.join(ROLES)}")
+        if not fields:
+            return await self.get(user_id)
         names = sorted(fields)
         assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=3))
         async with self._db.transaction() as tx:

@@ -26,6 +26,9 @@ def username(value: str) -> str:
         raise InvalidValue("username", f"{name!r} is reserved")
     if ".app" in name:
         raise InvalidValue("username", "must not contain '.app' (app mailboxes use it)")
+    if name.startswith("uid-"):
+        # A login starting with uid- is looked up as a user id (LDAP binds, E.2).
+        raise InvalidValue("username", "must not start with 'uid-' (user ids do)")
     return name
 
 
@@ -35,6 +38,9 @@ def group_name(value: str) -> str:
         raise InvalidValue("group", "1 to 199 of a-z, 0-9, '.' and '-'")
     if name in RESERVED_GROUP_NAMES:
         raise InvalidValue("group", f"{name!r} is reserved")
+    if name.startswith("gid-"):
+        # Groups resolve by id or name; a name shaped like an id would shadow one.
+        raise InvalidValue("group", "must not start with 'gid-' (group ids do)")
     return name
 
 

@@ -40,6 +40,9 @@ CREATE TABLE apps (
     upstream TEXT,
     access_json TEXT,
     sso BOOLEAN NOT NULL DEFAULT TRUE,
+    -- The source address the app's requests come from (its container's address on the
+    -- bridge), so the LDAP server can tell which app is asking. NULL: not known.
+    address TEXT,
     created_at DOUBLE PRECISION NOT NULL,
     UNIQUE (location, domain)
 );
