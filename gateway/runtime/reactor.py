@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 
 def install_reactor(loop: asyncio.AbstractEventLoop) -> None:
@@ -24,7 +25,7 @@ def install_reactor(loop: asyncio.AbstractEventLoop) -> None:
         )
     from twisted.internet import asyncioreactor
 
-    asyncioreactor.install(loop)
+    asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
 
 
 def new_loop(prefer_uvloop: bool = True) -> asyncio.AbstractEventLoop:
@@ -42,3 +43,41 @@ def new_loop(prefer_uvloop: bool = True) -> asyncio.AbstractEventLoop:
     asyncio.set_event_loop(loop)
     install_reactor(loop)
     return loop
+
+
+def start_reactor() -> None:
+    """Put the installed reactor in its running state without letting it run the loop.
+
+    asyncio owns the loop (``run_until_complete``), so ``reactor.run()`` is never called;
+    this fires Twisted's startup triggers instead: ``reactor.running`` becomes true and the
+    thread pool behind ``deferToThread`` and name resolution starts. No signal handlers:
+    the runtime installs its own.
+    """
+    reactor = _installed_reactor()
+    if not reactor.running:
+        reactor.startRunning(installSignalHandlers=False)
+
+
+def stop_reactor(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """Run Twisted's shutdown triggers (connections dropped, thread pool stopped).
+
+    Called after the main coroutine, on the stopped loop. ``reactor.stop()`` fires the
+    triggers on the next turn and ends with ``crash()``, which stops the loop; ``timeout``
+    bounds a trigger that never finishes.
+    """
+    reactor = _installed_reactor()
+    if not reactor.running:
+        return
+    reactor.stop()
+    guard = loop.call_later(timeout, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        guard.cancel()
+
+
+def _installed_reactor() -> Any:
+    """The reactor module-object, typed loosely: Twisted swaps the module for an instance."""
+    from twisted.internet import reactor
+
+    return reactor

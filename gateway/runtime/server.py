@@ -3,7 +3,9 @@
 A server is built from a ``ServerContext`` (config slice, store, portal, metrics…), then
 ``start()`` binds and answers the addresses it listens on (port 0 gives a free port, so a
 test can start any server alone) and ``stop(grace)`` stops accepting, lets in-flight work
-finish for up to ``grace`` seconds, and closes.
+finish for up to ``grace`` seconds, and closes (``gateway.runtime.InFlight`` tracks that
+work and cuts off what overruns). The runtime bounds each ``stop`` by what is left of the
+shared grace, so a server that ignores it is cancelled, not waited for.
 """
 
 from __future__ import annotations
