@@ -19,6 +19,9 @@ class Attempt:
     source: str | None
     account: str | None
     secret_digest: str | None = field(default=None, repr=False)
+    # An opaque id of a device cookie the web door may pass: a device that logged in to the
+    # account before is exempt from that account's delays and bans, wherever it connects from.
+    device: str | None = field(default=None, repr=False)
 
 
 class Outcome(enum.Enum):
@@ -34,19 +37,27 @@ class Allow:
     pass
 
 
+# What a refusal is about: the source address (or its /64), the account, or the policy's own
+# storage being unreachable (``on_storage_error = "deny"``).
+Scope = Literal["source", "account", "storage"]
+
+
 @dataclass(frozen=True)
 class Delay:
     """Too many recent failures: answer "try later" for ``retry_after`` seconds."""
 
     retry_after: float
-    scope: Literal["source", "account"]
+    scope: Scope
 
 
 @dataclass(frozen=True)
 class Banned:
-    scope: Literal["source", "account"]
+    """A temporary ban. ``reason`` says why (failures, window, door) for the audit trail."""
+
+    scope: Scope
     until: float
     retry_after: float
+    reason: str = ""
 
 
 Decision = Allow | Delay | Banned
@@ -56,7 +67,13 @@ ALLOW = Allow()
 class AttemptPolicy(Protocol):
     async def check(self, attempt: Attempt) -> Decision: ...
 
-    async def record(self, attempt: Attempt, outcome: Outcome) -> None: ...
+    async def record(self, attempt: Attempt, outcome: Outcome) -> Banned | None:
+        """Count the outcome; answer the ban this failure started, if it started one.
+
+        The caller audits a returned ban once (``user.ban``); later attempts see it in
+        ``check`` as a ``Banned`` decision.
+        """
+        ...
 
 
 class NoLimits:
@@ -65,5 +82,5 @@ class NoLimits:
     async def check(self, attempt: Attempt) -> Decision:
         return ALLOW
 
-    async def record(self, attempt: Attempt, outcome: Outcome) -> None:
+    async def record(self, attempt: Attempt, outcome: Outcome) -> Banned | None:
         return None

@@ -91,5 +91,7 @@ def secret_of(creds: Credentials) -> str:
     if isinstance(creds, AppSecret):
         return creds.secret
     if isinstance(creds, PasswordTOTP):
-        return creds.password
+        # The guess is the pair: with the password known, each new code is a new guess and
+        # must count towards lockout (repeats of one pair still count once).
+        return f"{creds.password}\0{creds.code}"
     return creds.password

@@ -104,12 +104,19 @@ class Portal:
             raise
         except LoginFailed as exc:
             outcome = Outcome.FAILURE if exc.reason in _GUESSES else Outcome.REFUSED
-            await self._policy.record(attempt, outcome)
+            new_ban = await self._policy.record(attempt, outcome)
             self._audit.record(
                 "user.login.failed" if not isinstance(creds, AppSecret) else "app.login.failed",
                 door=ctx.door, source=ctx.source, app_id=ctx.app_id, login=account,
                 reason=exc.detail or exc.reason,
             )
+            if new_ban is not None:
+                # This failure started a ban: one event for it (refusals while it lasts
+                # are audited as user.lockout by _refuse).
+                self._audit.record(
+                    "user.ban", door=ctx.door, source=ctx.source, app_id=ctx.app_id,
+                    login=account, reason=f"{new_ban.scope}: {new_ban.reason}",
+                )
             self._count(ctx.door, exc.reason, started)
             raise
         except StoreError as exc:
