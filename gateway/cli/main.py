@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "gateway.cli.users",
     "gateway.cli.groups",
     "gateway.cli.apps",
+    "gateway.cli.ldap_cmd",
     "gateway.cli.mail",
     "gateway.cli.bans",
     "gateway.cli.check",
