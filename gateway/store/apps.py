@@ -11,10 +11,14 @@ from gateway.store import validation
 from gateway.store.changes import Change
 from gateway.store.database import Database, Transaction
 from gateway.store.errors import Conflict, NotFound
-from gateway.store.models import AccessRestriction, App
+from gateway.store.models import AccessRestriction, App, AppLaunch, AppRuntime
 
 _COLUMNS = (
     "id, location, domain, manifest_json, upstream, access_json, sso, address, created_at"
+)
+_RUNTIME_COLUMNS = (
+    "app_id, backend, image, command_json, generation, state, health, detail, health_detail, "
+    "container_id, updated_at"
 )
 _UNSET: Any = object()
 
@@ -33,6 +37,7 @@ class Apps:
         access: AccessRestriction | None = None,
         sso: bool = True,
         app_id: str | None = None,
+        launch: AppLaunch | None = None,
     ) -> App:
         app_id = app_id or str(uuid.uuid4())
         location = location.strip().lower()
@@ -47,6 +52,8 @@ class Apps:
                 app_id, location, domain, json.dumps(manifest), upstream,
                 access.to_json() if access is not None else None, sso, time.time(),
             )
+            if launch is not None:
+                await self._insert_runtime(tx, app_id, launch)
             tx.changed(Change("app", app_id))
         return await self.get(app_id)
 
@@ -68,8 +75,14 @@ class Apps:
         upstream: str | None = _UNSET,
         access: AccessRestriction | None = _UNSET,
         address: str | None = _UNSET,
+        location: str = _UNSET,
+        domain: str = _UNSET,
     ) -> App:
         sets: dict[str, Any] = {}
+        if location is not _UNSET:
+            sets["location"] = location.strip().lower()
+        if domain is not _UNSET:
+            sets["domain"] = validation.domain(domain)
         if address is not _UNSET:
             sets["address"] = address
         if manifest is not _UNSET:
@@ -82,6 +95,8 @@ class Apps:
             names = sorted(sets)
             assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=2))
             async with self._db.transaction() as tx:
+                if "location" in sets or "domain" in sets:
+                    await self._check_address_free(tx, app_id, sets)
                 if not await tx.execute(
                     f"UPDATE apps SET {assignments} WHERE id = $1",
                     app_id, *(sets[n] for n in names),
@@ -89,6 +104,20 @@ class Apps:
                     raise NotFound("app", app_id)
                 tx.changed(Change("app", app_id))
         return await self.get(app_id)
+
+    @staticmethod
+    async def _check_address_free(tx: Transaction, app_id: str, sets: dict[str, Any]) -> None:
+        """A move to another location or domain must not land on another app."""
+        row = await tx.fetchrow("SELECT location, domain FROM apps WHERE id = $1", app_id)
+        if row is None:
+            raise NotFound("app", app_id)
+        location = sets.get("location", row["location"])
+        domain = sets.get("domain", row["domain"])
+        if await tx.fetchrow(
+            "SELECT 1 FROM apps WHERE location = $1 AND domain = $2 AND id <> $3",
+            location, domain, app_id,
+        ):
+            raise Conflict(f"{location}.{domain} is taken by another app")
 
     async def remove(self, app_id: str) -> None:
         """Remove the app with its credentials, app passwords and sessions."""
@@ -150,3 +179,90 @@ class Apps:
             addon, name, value,
         )
         return row["app_id"] if row else None
+
+    async def credential_values(self, addon: str, name: str) -> set[str]:
+        """Every app's value of one credential (e.g. the LDAP addresses handed out)."""
+        rows = await self._db.fetch(
+            "SELECT value FROM addon_credentials WHERE addon = $1 AND name = $2", addon, name
+        )
+        return {r["value"] for r in rows}
+
+    # -- runtime: how an app is run, and what was seen of it -------------------------------
+
+    @staticmethod
+    async def _insert_runtime(tx: Transaction, app_id: str, launch: AppLaunch) -> None:
+        await tx.execute(
+            f"INSERT INTO app_runtime ({_RUNTIME_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, 0, 'installing', 'unknown', NULL, NULL, NULL, $5)",
+            app_id, launch.backend, launch.image, json.dumps(list(launch.command)), time.time(),
+        )
+
+    async def runtime(self, app_id: str) -> AppRuntime | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_RUNTIME_COLUMNS} FROM app_runtime WHERE app_id = $1", app_id
+        )
+        return AppRuntime.from_row(row) if row else None
+
+    async def runtimes(self) -> dict[str, AppRuntime]:
+        rows = await self._db.fetch(f"SELECT {_RUNTIME_COLUMNS} FROM app_runtime")
+        return {r["app_id"]: AppRuntime.from_row(r) for r in rows}
+
+    async def set_launch(self, app_id: str, launch: AppLaunch) -> None:
+        """Run the app differently (another image, command or upstream); announced."""
+        async with self._db.transaction() as tx:
+            if not await tx.execute(
+                "UPDATE app_runtime SET backend = $2, image = $3, command_json = $4, "
+                "updated_at = $5 WHERE app_id = $1",
+                app_id, launch.backend, launch.image, json.dumps(list(launch.command)),
+                time.time(),
+            ):
+                raise NotFound("app runtime", app_id)
+            tx.changed(Change("app", app_id))
+
+    async def request_restart(self, app_id: str) -> int:
+        """Ask whoever runs the app to recreate it; answers the new generation. Announced."""
+        async with self._db.transaction() as tx:
+            if not await tx.execute(
+                "UPDATE app_runtime SET generation = generation + 1 WHERE app_id = $1", app_id
+            ):
+                raise NotFound("app runtime", app_id)
+            row = await tx.fetchrow(
+                "SELECT generation FROM app_runtime WHERE app_id = $1", app_id
+            )
+            tx.changed(Change("app", app_id))
+        assert row is not None
+        return int(row["generation"])
+
+    async def record_runtime(
+        self,
+        app_id: str,
+        *,
+        state: str = _UNSET,
+        health: str = _UNSET,
+        detail: str | None = _UNSET,
+        health_detail: str | None = _UNSET,
+        container_id: str | None = _UNSET,
+        announce: bool = False,
+    ) -> bool:
+        """Write what was seen of a running app. Not announced unless asked: it is an
+        observation, no index depends on it, and a health flip must not wake every server.
+        (An install announces the end of its provisioning, which the service waits for.)
+        Answers whether the app still has a runtime row (it may have been uninstalled)."""
+        sets: dict[str, Any] = {"updated_at": time.time()}
+        for name, value in (
+            ("state", state), ("health", health), ("detail", detail),
+            ("health_detail", health_detail), ("container_id", container_id),
+        ):
+            if value is not _UNSET:
+                sets[name] = value
+        names = sorted(sets)
+        assignments = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=2))
+        sql = f"UPDATE app_runtime SET {assignments} WHERE app_id = $1"
+        values = [sets[n] for n in names]
+        if not announce:
+            return bool(await self._db.execute(sql, app_id, *values))
+        async with self._db.transaction() as tx:
+            touched = await tx.execute(sql, app_id, *values)
+            if touched:
+                tx.changed(Change("app", app_id))
+        return bool(touched)

@@ -116,6 +116,52 @@ class App:
         )
 
 
+AppBackend = Literal["docker", "local", "external"]
+APP_BACKENDS: tuple[AppBackend, ...] = ("docker", "local", "external")
+
+
+@dataclass(frozen=True)
+class AppLaunch:
+    """What runs an app: an image (docker), a command (local) or nothing (external)."""
+
+    backend: AppBackend
+    image: str | None = None
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppRuntime:
+    """How an app is run (``launch``, ``generation``) and what was last seen of it."""
+
+    app_id: str
+    launch: AppLaunch
+    generation: int
+    state: str
+    health: str
+    detail: str | None
+    health_detail: str | None
+    container_id: str | None
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AppRuntime:
+        return cls(
+            app_id=row["app_id"],
+            launch=AppLaunch(
+                backend=row["backend"],
+                image=row["image"],
+                command=tuple(json.loads(row["command_json"])),
+            ),
+            generation=int(row["generation"]),
+            state=row["state"],
+            health=row["health"],
+            detail=row["detail"],
+            health_detail=row["health_detail"],
+            container_id=row["container_id"],
+            updated_at=row["updated_at"],
+        )
+
+
 @dataclass(frozen=True)
 class AppPassword:
     """A per-client password of one user, valid only for ``identifier`` (an app id or ``mail``)."""
