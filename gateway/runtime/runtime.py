@@ -29,7 +29,7 @@ from gateway.runtime.policy import build_policy
 from gateway.runtime.registry import ServerBuilder, build_servers, enabled_builders
 from gateway.runtime.server import Address, ServerContext
 from gateway.store import InvalidValue, Store, open_store
-from ratelimit import AttemptPolicy
+from ratelimit import AttemptPolicy, ConnectionLimiter
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,24 @@ class Runtime:
             announce(admin, self._out)
         self._context = ServerContext(
             config=self.config, store=store, portal=portal, policy=policy, audit=audit,
-            metrics=self.metrics,
+            metrics=self.metrics, extras=self._connection_limiters(),
         )
         return self._context
+
+    def _connection_limiters(self) -> dict[str, ConnectionLimiter]:
+        """The per-door connection caps ([ratelimit]); none when rate limiting is off."""
+        section = self.config.ratelimit
+        if not section.enabled:
+            return {}
+        registry = self.metrics.registry
+        return {
+            "ldap_connection_limiter": ConnectionLimiter(
+                section.ldap_connections_per_app, name="ldap", registry=registry
+            ),
+            "mail_connection_limiter": ConnectionLimiter(
+                section.mail_connections_per_address, name="mail", registry=registry
+            ),
+        }
 
     def _policy(self) -> AttemptPolicy:
         try:
