@@ -16,7 +16,7 @@ from typing import Literal
 
 from smtp.client import ProtocolError, Reply, SmtpClient
 from smtp.resolver import DnsPermanent, DnsTemporary, MxResolver
-from smtp.routes import MxRoute, Route, SmarthostRoute
+from smtp.routes import LocalRoute, MxRoute, Route, SmarthostRoute
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ class Deliverer:
     ) -> dict[str, Outcome]:
         if isinstance(route, SmarthostRoute):
             return await self._via_smarthost(route, sender, recipients, message)
+        if isinstance(route, LocalRoute):
+            # Our own listener on loopback: TLS would protect nothing and costs a handshake.
+            return await self._via_host(
+                route.host, route.port, sender, recipients, message,
+                tls=self._unverified, require_tls=False, login=None,
+            )
         return await self._via_mx(route, sender, recipients, message)
 
     async def _via_mx(
@@ -98,13 +104,31 @@ class Deliverer:
     async def _via_smarthost(
         self, route: SmarthostRoute, sender: str, recipients: list[str], message: bytes
     ) -> dict[str, Outcome]:
-        where = f"{route.host}:{route.port}"
-        context = self._unverified if route.accept_self_signed else self._verified
+        return await self._via_host(
+            route.host, route.port, sender, recipients, message,
+            tls=self._unverified if route.accept_self_signed else self._verified,
+            require_tls=True,
+            login=(route.username, route.password or "") if route.username else None,
+        )
+
+    async def _via_host(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        message: bytes,
+        *,
+        tls: ssl.SSLContext,
+        require_tls: bool,
+        login: tuple[str, str] | None,
+    ) -> dict[str, Outcome]:
+        """One named host (a smarthost, our own listener): no MX list to fall back on."""
+        where = f"{host}:{port}"
         try:
             return await self._transaction(
-                route.host, route.port, where, sender, recipients, message,
-                tls=context, require_tls=True, server_hostname=route.host,
-                login=(route.username, route.password or "") if route.username else None,
+                host, port, where, sender, recipients, message,
+                tls=tls, require_tls=require_tls, server_hostname=host, login=login,
             )
         except _Permanent as exc:
             return _all(recipients, "failed", exc.reply)

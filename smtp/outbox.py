@@ -14,7 +14,7 @@ from collections.abc import Callable
 from smtp import dkim
 from smtp.domains import DomainIndex
 from smtp.queue import DeliveryQueue
-from smtp.spool import Envelope, QueuedMessage
+from smtp.spool import Envelope, QueuedMessage, new_id
 
 
 class Outbox:
@@ -48,3 +48,26 @@ class Outbox:
         queued = await self._queue.spool.accept(envelope, content)
         self._queue.add(queued)
         return queued
+
+
+class ListForwarder:
+    """Hands the copies of a list message for members elsewhere to the outbound queue.
+
+    The inbound side has already accepted the message for its local members; the remote
+    members get it through the same spool, retries and bounces as any submission. The
+    envelope sender is kept (the list's own address when the list rewrote it).
+    """
+
+    def __init__(self) -> None:
+        # Set once the queue exists; the inbound side is built before it (the queue needs
+        # the inbound listener for local delivery) and forwards only after start.
+        self.outbox: Outbox | None = None
+
+    async def forward(self, sender: str, recipients: list[str], content: bytes) -> None:
+        if self.outbox is None:
+            raise RuntimeError("list forwarding used before the mail queue was built")
+        envelope = Envelope(
+            id=new_id(), sender=sender, recipients=tuple(recipients), arrived_at=0.0,
+            submitted_by="mail-list", size=len(content),
+        )
+        await self.outbox.accept(envelope, content, signing_domain=None)

@@ -10,6 +10,7 @@ smarthost over STARTTLS with AUTH; ``noop`` sends nothing (refused at MAIL FROM)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,20 @@ class SmarthostRoute:
         return f"smarthost {self.host}:{self.port}"
 
 
-Route = MxRoute | SmarthostRoute
+@dataclass(frozen=True)
+class LocalRoute:
+    """This gateway's own inbound listener: mail for a domain it receives is delivered
+    there, through the same recipient checks, quota and Maildir delivery as mail from
+    outside, with the queue's retries if the listener is busy."""
+
+    host: str
+    port: int
+
+    def describe(self) -> str:
+        return f"local delivery {self.host}:{self.port}"
+
+
+Route = MxRoute | SmarthostRoute | LocalRoute
 
 
 def smarthost_of(relay: dict[str, Any]) -> SmarthostRoute | None:
@@ -73,14 +87,24 @@ def smarthost_of(relay: dict[str, Any]) -> SmarthostRoute | None:
 
 
 class Router:
-    def __init__(self, domains: DomainIndex) -> None:
+    def __init__(
+        self, domains: DomainIndex, *, local: Callable[[], LocalRoute | None] | None = None
+    ) -> None:
         self._domains = domains
+        # Asked per message: the inbound listener's address is known only once it started.
+        self._local = local or (lambda: None)
 
     async def routes(self, sender: str, recipients: list[str]) -> dict[Route, list[str]]:
         """Recipients grouped by the way their copy leaves."""
         selector = addresses.domain_of(sender) if sender else None
         grouped: dict[Route, list[str]] = {}
+        local = self._local()
         for rcpt in recipients:
+            if local is not None:
+                own = await self._domains.get(addresses.domain_of(rcpt))
+                if own is not None and own.receives:
+                    grouped.setdefault(local, []).append(rcpt)
+                    continue
             hosted = await self._domains.get(selector or addresses.domain_of(rcpt))
             route: Route | None = smarthost_of(hosted.relay) if hosted is not None else None
             if route is None:

@@ -1,4 +1,4 @@
-"""The mail relay's servers: the outbound queue and the three submission listeners.
+"""The mail servers: inbound SMTP, IMAP, POP3, the outbound queue and three submission ports.
 
 ``build(ctx)`` is what the runtime imports when ``[mail] enabled = true``. The queue starts
 first (it resumes what the spool holds) and stops last, so no listener ever hands a message
@@ -29,11 +29,14 @@ from smtp.auth import SmtpLogin
 from smtp.delivery import Deliverer, DeliverySettings
 from smtp.domains import DomainIndex
 from smtp.handler import SubmissionHandler, SubmissionLimits
+from smtp.imap.server import build_imap
+from smtp.inbound.server import FORWARDER_EXTRA, InboundSmtpServer, build_inbound
 from smtp.metrics import MailMetrics
-from smtp.outbox import Outbox
+from smtp.outbox import ListForwarder, Outbox
+from smtp.pop3.server import build_pop3
 from smtp.queue import DeliveryQueue, RetrySchedule
 from smtp.resolver import MxResolver
-from smtp.routes import Router
+from smtp.routes import LocalRoute, Router
 from smtp.senders import SenderPolicy
 from smtp.session import ConnectionLimiter, NoConnectionLimit, OpenSessions, SubmissionProtocol
 from smtp.spool import Spool
@@ -148,6 +151,7 @@ def _tls_context(config: Config) -> ssl.SSLContext:
 def build_queue(
     ctx: ServerContext, metrics: MailMetrics, domains: DomainIndex,
     clock: Callable[[], float] = time.time,
+    local: Callable[[], LocalRoute | None] | None = None,
 ) -> DeliveryQueue:
     cfg = ctx.config.mail
     d = cfg.delivery
@@ -161,7 +165,7 @@ def build_queue(
     )
     q = cfg.queue
     return DeliveryQueue(
-        Spool(spool_path(ctx.config)), Router(domains), deliverer,
+        Spool(spool_path(ctx.config)), Router(domains, local=local), deliverer,
         RetrySchedule(q.retry_initial, q.retry_max, q.lifetime),
         hostname=cfg.hostname, concurrency=q.concurrency, metrics=metrics, audit=ctx.audit,
         clock=clock, scan_interval=min(5.0, max(0.05, q.retry_initial)),
@@ -169,12 +173,15 @@ def build_queue(
 
 
 def build(ctx: ServerContext) -> list[Server]:
-    """The queue, then one submission server per configured listener."""
+    """Inbound SMTP, IMAP and POP3, the queue, then one submission server per listener."""
     cfg = ctx.config.mail
     metrics = MailMetrics(ctx.metrics.registry)
     domains = DomainIndex(ctx.store)
-    queue = build_queue(ctx, metrics, domains)
-    outbox = Outbox(queue, domains)
+    forwarder = ListForwarder()
+    ctx.extras.setdefault(FORWARDER_EXTRA, forwarder)
+    inbound = build_inbound(ctx)
+    queue = build_queue(ctx, metrics, domains, local=_local_route(inbound))
+    outbox = forwarder.outbox = Outbox(queue, domains)
     policy = SenderPolicy(ctx.store, domains)
     smtp_login = SmtpLogin(ctx.portal, ctx.store)
     limiter: ConnectionLimiter = ctx.extras.get(LIMITER_EXTRA) or NoConnectionLimit()
@@ -186,7 +193,11 @@ def build(ctx: ServerContext) -> list[Server]:
         ("starttls", "starttls", sub.starttls_listen),
     ]
     tls = _tls_context(ctx.config) if sub.tls_listen or sub.starttls_listen else None
-    servers: list[Server] = [MailQueueServer(queue, domains)]
+    # Mailboxes first (the queue delivers local mail to them), then the queue, then the
+    # submission listeners that feed it; the runtime stops them in reverse.
+    servers: list[Server] = [
+        *inbound, *build_imap(ctx), *build_pop3(ctx), MailQueueServer(queue, domains),
+    ]
     for port_name, mode, address in listeners:
         if address is None:
             continue
@@ -204,3 +215,15 @@ def build(ctx: ServerContext) -> list[Server]:
             limiter=limiter,
         ))
     return servers
+
+
+def _local_route(inbound: list[Server]) -> Callable[[], LocalRoute | None]:
+    """Mail for the domains we receive goes to our own inbound listener, so it meets the
+    same recipient checks, quota and Maildir delivery as mail from outside."""
+    listener = next((s for s in inbound if isinstance(s, InboundSmtpServer)), None)
+
+    def current() -> LocalRoute | None:
+        address = listener.address if listener is not None else None
+        return LocalRoute(*address) if address is not None else None
+
+    return current

@@ -22,6 +22,7 @@ from gateway.audit import AuditLog
 from gateway.auth import build_portal, hasher_for
 from gateway.config import AuthConfig, Config, ListenAddress
 from gateway.config.mail import DeliveryConfig, MailConfig, QueueConfig, SubmissionConfig
+from gateway.config.mail_inbound import InboundMailConfig
 from gateway.metrics import Metrics
 from gateway.runtime.server import Server, ServerContext
 from gateway.store import Store, open_store
@@ -100,6 +101,11 @@ def mail_config(
         delivery=DeliveryConfig(
             port=sink_port, dns_nameserver="127.0.0.1", dns_port=dns_port, dns_timeout=2.0,
             connect_timeout=5.0, command_timeout=10.0,
+        ),
+        # Every mail server on a free port; no DNSBL (the test DNS server lists nobody).
+        inbound=InboundMailConfig(
+            smtp_listen=zero, imap_listen=zero, imaps_listen=zero, pop3_listen=zero,
+            pop3s_listen=zero, dnsbl_zones=[],
         ),
     )
     config = Config(auth=AUTH, mail=mail)

@@ -15,6 +15,7 @@ from pathlib import Path
 # through the module object (bound at once, read only when a default or a hint is needed).
 import gateway.config.model as model
 from gateway.config.fields import doc
+from gateway.config.mail_inbound import InboundMailConfig
 
 
 def _listen(port: int) -> model.ListenAddress:
@@ -197,3 +198,4 @@ class MailConfig:
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    inbound: InboundMailConfig = field(default_factory=InboundMailConfig)

@@ -1,0 +1,1 @@
+"""Inbound SMTP for the hosted domains: recipient checks, DNSBL, quota, Maildir delivery."""
