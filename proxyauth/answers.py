@@ -29,6 +29,7 @@ from proxyauth.errors import (
     WallError,
 )
 from proxyauth.pages import Pages
+from ratelimit.answers import retry_seconds
 
 Flavour = Literal["wall", "forward", "nginx"]
 LOGIN_HEADER = "X-Gateway-Login"
@@ -37,11 +38,8 @@ UNAVAILABLE_RETRY = 5
 
 
 def retry_after(seconds: float) -> str:
-    """``Retry-After`` in whole seconds, rounded up, never 0 (which invites a hot loop).
-
-    One place for it until ``ratelimit/answers.py`` provides the suite-wide table.
-    """
-    return str(max(1, math.ceil(seconds)))
+    """``Retry-After`` as every door rounds it (the suite-wide table in ratelimit)."""
+    return str(retry_seconds(seconds))
 
 
 def login_url(target: str) -> str:
