@@ -41,6 +41,14 @@ class VerifiedCache:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._by_user: dict[str, set[bytes]] = {}
         self._by_app: dict[str, set[bytes]] = {}
+        # Bumped by every invalidation. A login reads it before it looks the user up and
+        # passes it to put(): a change that landed while the hash was being verified
+        # (against the old secret) then keeps that stale result out of the cache.
+        self._epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
 
     @property
     def enabled(self) -> bool:
@@ -61,8 +69,11 @@ class VerifiedCache:
             return None
         return entry.identity
 
-    def put(self, digest: bytes, identity: UserIdentity, app_id: str | None) -> None:
-        if not self.enabled:
+    def put(
+        self, digest: bytes, identity: UserIdentity, app_id: str | None, epoch: int | None = None
+    ) -> None:
+        """Remember a verified login; ``epoch`` is what ``self.epoch`` was when it began."""
+        if not self.enabled or (epoch is not None and epoch != self._epoch):
             return
         if digest in self._entries:
             self._drop(digest)
@@ -75,14 +86,17 @@ class VerifiedCache:
             self._by_app.setdefault(app_id, set()).add(digest)
 
     def forget_user(self, user_id: str) -> None:
+        self._epoch += 1
         for digest in list(self._by_user.get(user_id, ())):
             self._drop(digest)
 
     def forget_app(self, app_id: str) -> None:
+        self._epoch += 1
         for digest in list(self._by_app.get(app_id, ())):
             self._drop(digest)
 
     def clear(self) -> None:
+        self._epoch += 1
         self._entries.clear()
         self._by_user.clear()
         self._by_app.clear()

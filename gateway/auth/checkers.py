@@ -103,6 +103,7 @@ class UserPasswordChecker:
         cached = v.cache.get(digest) if v.cache.enabled else None
         if cached is not None:
             return cached
+        epoch = v.cache.epoch
         user = await v.user(creds.login)
         password, code = creds.password, None
         if ctx.second_factor == "ldap_opt_in" and user.totp_enabled and user.ldap_totp:
@@ -124,7 +125,7 @@ class UserPasswordChecker:
             identity = await v.admit(user, ctx.app_id, "app_password")
         else:
             raise BadCredentials()
-        v.cache.put(digest, identity, ctx.app_id)
+        v.cache.put(digest, identity, ctx.app_id, epoch)
         return identity
 
 
@@ -157,11 +158,12 @@ class AppPasswordChecker:
         cached = v.cache.get(digest) if v.cache.enabled else None
         if cached is not None:
             return cached
+        epoch = v.cache.epoch
         user = await v.user(creds.login)
         if not await v.app_password(user, creds.password, creds.identifier):
             raise BadCredentials()
         identity = await v.admit(user, creds.context.app_id, "app_password")
-        v.cache.put(digest, identity, creds.context.app_id)
+        v.cache.put(digest, identity, creds.context.app_id, epoch)
         return identity
 
 

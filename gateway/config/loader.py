@@ -7,6 +7,7 @@ bounds fails at start with the file, the dotted key and the reason.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -60,7 +61,9 @@ def _build(cls: type[T], raw: Mapping[str, Any], prefix: tuple[str, ...], source
     fields = _fields(cls)
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        name = key[: -len("_file")] if key.endswith("_file") else key
+        # ``<secret>_file`` names a file holding the secret; a field whose own name ends in
+        # _file (a certificate path, say) is an ordinary key.
+        name = key[: -len("_file")] if key.endswith("_file") and key not in fields else key
         dotted = ".".join((*prefix, key))
         if name not in fields:
             raise ConfigError(source, dotted, "unknown key")
@@ -156,14 +159,16 @@ def _coerce(value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool):
             raise TypeError(f"must be a number (got {value!r})")
-        if isinstance(value, int | float):
-            return float(value)
+        number = value
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
-                pass
-        raise TypeError(f"must be a number (got {value!r})")
+                raise TypeError(f"must be a number (got {value!r})") from None
+        # NaN compares false with every bound, so it would slip past min and max.
+        if not isinstance(number, int | float) or not math.isfinite(number):
+            raise TypeError(f"must be a finite number (got {value!r})")
+        return float(number)
     if hint is str:
         if not isinstance(value, str):
             raise TypeError(f"must be a string (got {value!r})")
