@@ -249,6 +249,13 @@ async def test_inactive_only_after_the_right_password(rig: Rig) -> None:
         await rig.login("alice")
 
 
+async def test_a_deactivated_user_with_2fa_is_not_asked_for_a_code(rig: Rig) -> None:
+    user = await rig.add_user("alice", active=False)
+    await rig.store.users.set_totp(user.id, pyotp.random_base32(32), True)
+    with pytest.raises(Inactive):
+        await rig.login("alice", door="proxyauth", second_factor="enforce")
+
+
 # -- access restriction (Cloudron E.6) -------------------------------------------------------
 
 
@@ -846,3 +853,12 @@ async def test_audit_close_ends_even_if_the_store_swallows_the_cancel() -> None:
     await asyncio.wait_for(audit.close(), 10)
     # The batch the cancelled write held was put back and written by close().
     assert [e.login for e in events.stored] == ["alice"]
+
+
+async def test_a_damaged_cloudron_hash_is_a_wrong_password_not_a_crash() -> None:
+    hasher = PasswordHasher(HashParams(1, 1024, 1))
+    try:
+        assert not await hasher.verify("anything", "cloudron-pbkdf2-sha1$zz$00")
+        assert not await hasher.verify("anything", "cloudron-pbkdf2-sha1$nodollar")
+    finally:
+        hasher.close()

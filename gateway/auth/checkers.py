@@ -110,6 +110,9 @@ class UserPasswordChecker:
             # Cloudron's LDAP 2FA: the code is appended to the password.
             password, code = creds.password[:-DIGITS], creds.password[-DIGITS:]
         if await v.main_password(user, password):
+            if not user.active:
+                # Before the 2FA step, so a deactivated user is never asked for a code.
+                raise Inactive()
             if user.totp_enabled and user.totp_secret:
                 if ctx.second_factor == "enforce":
                     raise TwoFactorRequired()

@@ -70,10 +70,14 @@ class PasswordHasher:
             self._handler.verify(password, self._decoy)
             return False
         if stored.startswith(CLOUDRON_SCHEME + "$"):
-            _, salt_hex, key_hex = stored.split("$", 2)
+            try:
+                _, salt_hex, key_hex = stored.split("$", 2)
+                salt = bytes.fromhex(salt_hex)
+            except ValueError:
+                # A damaged import verifies nothing; it must not turn into a server error.
+                return False
             key = hashlib.pbkdf2_hmac(
-                "sha1", password.encode(), bytes.fromhex(salt_hex), CLOUDRON_ROUNDS,
-                CLOUDRON_KEY_BYTES,
+                "sha1", password.encode(), salt, CLOUDRON_ROUNDS, CLOUDRON_KEY_BYTES
             )
             return hmac.compare_digest(key.hex(), key_hex.lower())
         if stored.startswith("$argon2"):
