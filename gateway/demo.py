@@ -1,4 +1,4 @@
-"""The demo admin: so that a first ``gateway serve`` with no config has someone to log in as.
+"""The demo admin and demo app: so a first ``gateway serve`` has someone and something to use.
 
 Created only when the user store is empty and ``[demo] enabled``; its generated password is
 printed once, framed, straight to stdout (never through the log, which may be shipped
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from dataclasses import dataclass, field
 from typing import IO
 
 from gateway.auth import PasswordHasher
-from gateway.config import DemoConfig
+from gateway.config import Config, DemoConfig
+from gateway.containers.installer import AppInstaller, InstallRequest
+from gateway.containers.manifest import parse_manifest
 from gateway.store import Conflict, Store
+from gateway.store.models import App, AppLaunch
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +69,45 @@ def announce(admin: DemoAdmin, out: IO[str]) -> None:
         f"{rule}\n"
     )
     out.flush()
+
+
+def demo_manifest(config: DemoConfig) -> dict[str, object]:
+    """A manifest using every addon the suite serves to apps."""
+    return {
+        "id": "io.gateway.demo",
+        "title": "Demo app",
+        "version": "1.0.0",
+        "manifestVersion": 2,
+        "httpPort": config.app_port,
+        "healthCheckPath": "/",
+        "addons": {
+            "ldap": {},
+            "sendmail": {"supportsDisplayName": True},
+            "localstorage": {},
+            "proxyAuth": {},
+        },
+    }
+
+
+async def install_demo_app(config: Config, store: Store) -> App | None:
+    """Install the demo app behind the wall if apps run here and none is installed yet."""
+    demo = config.demo
+    if not demo.enabled or not demo.app_location or not config.containers.enabled:
+        return None
+    if await store.apps.list():
+        return None
+    manifest = parse_manifest(
+        demo_manifest(demo), reserved_ports=config.containers.reserved_ports()
+    )
+    command = (sys.executable, "-m", "gateway.demo_app", "--port", str(demo.app_port))
+    try:
+        app = await AppInstaller(store, config).install(
+            InstallRequest(
+                manifest=manifest, location=demo.app_location, domain=demo.app_domain,
+                launch=AppLaunch("local", command=command),
+            )
+        )
+    except Conflict:
+        return None  # another node sharing the store installed it first
+    log.info("installed the demo app at %s behind the login wall", app.fqdn)
+    return app

@@ -6,18 +6,22 @@ reads whatever is there at any moment); every wait is bounded by a deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.config import Config, ListenAddress, Secret
+from gateway.config.loader import env_names
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,11 +29,43 @@ START_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05
 
 
+# A test turns on the servers it is about; the rest stay off so tests never fight over the
+# embedded default's fixed ports (and a gateway a developer runs on them).
+SERVER_SECTIONS = ("ldap", "proxyauth", "mail", "containers")
+
+
+def _listen_fields(cls: type, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Dotted paths of every listen address the schema turns on by default."""
+    found: list[tuple[str, ...]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint) and hint not in (ListenAddress, Secret):
+            found += _listen_fields(hint, (*path, f.name))  # type: ignore[arg-type]
+        elif hint is ListenAddress or ListenAddress in typing.get_args(hint) or (
+            typing.get_origin(hint) is list and typing.get_args(hint) == (ListenAddress,)
+        ):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if default:  # None or an empty list: that listener is off by default
+                found.append((*path, f.name))
+    return found
+
+
+def isolated_servers() -> dict[str, str]:
+    """Every server off, and every default listen address on a free port (port 0)."""
+    names = {path: name for name, path in env_names().items()}
+    env = {f"GATEWAY_{section.upper()}_ENABLED": "false" for section in SERVER_SECTIONS}
+    env.update({names[path]: "127.0.0.1:0" for path in _listen_fields(Config)})
+    return env
+
+
 def clean_env(overrides: Mapping[str, str]) -> dict[str, str]:
-    """The test's environment minus any GATEWAY_* of the caller, plus ``overrides``."""
+    """The test's environment minus any GATEWAY_* of the caller, every server off and on
+    free ports (``isolated_servers``), plus ``overrides``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(isolated_servers())
     env.update(overrides)
     return env
 

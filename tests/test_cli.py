@@ -37,6 +37,7 @@ from gateway.cli.check import listen_addresses
 from gateway.config import AuthConfig, ListenAddress
 from gateway.metrics import Metrics
 from gateway.store import Store, migrations
+from tests.gateway_process import isolated_servers
 from tests.services import free_port
 
 COMMAND_TIMEOUT = 60.0
@@ -96,7 +97,7 @@ class Cli:
 def base_env(**extra: str) -> dict[str, str]:
     # The developer's own GATEWAY_* settings must not reach the command under test.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return {**env, **FAST_HASHES, **extra}
+    return {**env, **isolated_servers(), **FAST_HASHES, **extra}
 
 
 @pytest.fixture

@@ -124,8 +124,8 @@ def test_two_servers_with_one_name_are_refused() -> None:
 # --- the registry ---------------------------------------------------------------------
 
 
-def test_an_enabled_section_whose_module_is_missing_fails_at_start() -> None:
-    config = Config()
+def test_an_enabled_section_whose_module_is_missing_fails_at_start(tmp_path: Path) -> None:
+    config = embedded_config(tmp_path)
     config = dataclasses.replace(config, ldap=dataclasses.replace(config.ldap, enabled=True))
     table = {"ldap": "tests.no_such_module:build", "mail": "tests.nor_this_one:build"}
     with pytest.raises(StartupError) as caught:
@@ -133,7 +133,7 @@ def test_an_enabled_section_whose_module_is_missing_fails_at_start() -> None:
     assert caught.value.server == "ldap"
     assert "[ldap] is enabled but tests.no_such_module cannot be loaded" in str(caught.value)
     # A disabled section is never imported, so its missing module is no error.
-    assert enabled_builders(Config(), table) == []
+    assert enabled_builders(embedded_config(tmp_path), table) == []
 
 
 def test_a_builder_may_answer_one_server_or_several() -> None:
@@ -153,8 +153,13 @@ def test_a_builder_may_answer_one_server_or_several() -> None:
 
 def embedded_config(data_dir: Path, **demo: object) -> Config:
     config = Config()
+    off = {
+        name: dataclasses.replace(getattr(config, name), enabled=False)
+        for name in ("ldap", "proxyauth", "mail", "containers")
+    }
     return dataclasses.replace(
         config,
+        **off,
         runtime=dataclasses.replace(config.runtime, data_dir=data_dir, shutdown_grace=2.0),
         admin=dataclasses.replace(config.admin, listen=ListenAddress("127.0.0.1", 0)),
         demo=dataclasses.replace(config.demo, **demo),

@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from gateway.auth import BadCredentials, LoginContext, UserIdentity, UserPasswor
 from gateway.config import AuthConfig
 from gateway.metrics import Metrics
 from gateway.store import open_store
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import SERVER_SECTIONS, GatewayProcess, clean_env
+from tests.services import free_port
 
 GRACE = 5.0
 # Interpreter start-up and teardown on a loaded 2-core machine, on top of the grace.
@@ -178,3 +180,39 @@ def test_the_serve_path_imports_no_reactor(tmp_path: Path) -> None:
     finally:
         probe.kill()
     assert probe.stdout == "False\n"
+
+
+def test_the_embedded_default_runs_the_whole_suite_with_a_demo_app(tmp_path: Path) -> None:
+    """No config: every server, the demo admin, and the demo app running behind the wall
+    (listeners on free ports here, so the test never meets a gateway already running)."""
+    everything_on = {f"GATEWAY_{s.upper()}_ENABLED": "true" for s in SERVER_SECTIONS}
+    gateway = serve(tmp_path, GATEWAY_DEMO_APP_PORT=str(free_port()), **everything_on)
+    try:
+        health = gateway.wait_healthy()
+        servers = health["servers"]
+        for name in ("ldap", "proxyauth", "containers", "mail-queue", "mail-inbound",
+                     "mail-imap", "mail-pop3", "mail-submission-app"):
+            assert servers[name]["state"] == "serving", (name, servers)
+        assert PASSWORD_LINE.search(gateway.stdout)
+
+        def demo_app() -> dict[str, object]:
+            listing = subprocess.run(
+                [sys.executable, "-m", "gateway", "app", "list", "--json"], cwd=tmp_path,
+                env=clean_env({**everything_on}), capture_output=True, text=True, timeout=60,
+                check=True,
+            )
+            (app,) = json.loads(listing.stdout)
+            assert isinstance(app, dict)
+            return app
+
+        gateway.wait_until(lambda: demo_app()["health"] == "healthy", timeout=60)
+        assert demo_app()["fqdn"] == "demo.apps.localhost"
+        host, port = servers["proxyauth"]["listen"][0].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(b"GET /private HTTP/1.1\r\nHost: demo.apps.localhost\r\n"
+                         b"Accept: text/html\r\nConnection: close\r\n\r\n")
+            head = conn.recv(4096).decode("latin-1")
+        assert head.startswith("HTTP/1.1 302"), head
+        assert "Location: /login?redirect=/private" in head, head
+    finally:
+        assert stop(gateway) == 0, gateway.stderr

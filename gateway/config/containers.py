@@ -17,7 +17,7 @@ from gateway.config.fields import doc
 
 @dataclass(frozen=True)
 class ContainersConfig:
-    enabled: bool = field(default=False, metadata=doc("Run and watch installed apps."))
+    enabled: bool = field(default=True, metadata=doc("Run and watch installed apps."))
     backend: Literal["local", "docker"] = field(
         default="local",
         metadata=doc(

@@ -18,7 +18,7 @@ def _default_listen() -> list[model.ListenAddress]:
 
 @dataclass(frozen=True)
 class LdapConfig:
-    enabled: bool = field(default=False, metadata=doc("Serve the LDAP directory."))
+    enabled: bool = field(default=True, metadata=doc("Serve the LDAP directory."))
     listen: list[model.ListenAddress] = field(
         default_factory=_default_listen,
         metadata=doc(

@@ -187,7 +187,7 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class MailConfig:
-    enabled: bool = field(default=False, metadata=doc("Serve the mail relay."))
+    enabled: bool = field(default=True, metadata=doc("Serve the mail relay."))
     hostname: str = field(
         default="localhost",
         metadata=doc(

@@ -169,6 +169,24 @@ class DemoConfig:
         ),
     )
     username: str = field(default="demo", metadata=_doc("Username of the demo admin."))
+    app_location: str = field(
+        default="demo",
+        metadata=_doc(
+            "With [containers] enabled and no apps yet, a demo app is installed at "
+            "<app_location>.<app_domain> behind the login wall (empty: no demo app)."
+        ),
+    )
+    app_domain: str = field(
+        default="apps.localhost",
+        metadata=_doc(
+            "Domain of the demo app. Browsers resolve *.localhost to this machine, so "
+            "http://demo.apps.localhost:8080/ reaches it through the wall."
+        ),
+    )
+    app_port: int = field(
+        default=8001,
+        metadata=_doc("Loopback port the demo app listens on.", min=1024, max=65535),
+    )
 
 
 @dataclass(frozen=True)

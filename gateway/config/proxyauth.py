@@ -21,7 +21,7 @@ DAY = 86_400.0
 
 @dataclass(frozen=True)
 class ProxyAuthConfig:
-    enabled: bool = field(default=False, metadata=doc("Serve the login wall."))
+    enabled: bool = field(default=True, metadata=doc("Serve the login wall."))
     listen: _model.ListenAddress = field(
         default_factory=lambda: _model.ListenAddress("127.0.0.1", 8080),
         metadata=doc(

@@ -18,7 +18,7 @@ from typing import IO, final
 from gateway.audit import AuditLog
 from gateway.auth import PasswordHasher, build_portal
 from gateway.config import Config, ConfigError
-from gateway.demo import DemoAdmin, announce, create_demo_admin
+from gateway.demo import DemoAdmin, announce, create_demo_admin, install_demo_app
 from gateway.metrics import Metrics
 from gateway.runtime.admin import AdminServer, make_app
 from gateway.runtime.admin_bans import add_ban_routes, admin_token
@@ -72,6 +72,8 @@ class Runtime:
                 self.config.auth, store, audit=audit, metrics=self.metrics, policy=policy
             )
             admin = await self._demo_admin(store, portal.verifier.hasher)
+            if admin is not None:
+                await install_demo_app(self.config, store)
         except BaseException:
             await store.close()
             raise
