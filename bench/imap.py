@@ -7,13 +7,16 @@
    it) over a temporary store and data directory, and delivers MESSAGES messages to one
    mailbox over SMTP (CONNECTIONS smtplib clients in threads, many transactions per
    connection): messages/s delivered, each durable (fsync'd) before its 250.
-2. Copies the Maildir for Dovecot (Debian's ``dovecot-imapd``), started as a child with a
-   private config on a loopback port (``dovecot -F``; static passdb, no TLS), and times
-   the same FETCHes against both servers with imaplib: one warm-up pass each (indexes are
-   built), then a measured pass:
+2. Starts Dovecot (Debian's ``dovecot-imapd`` and ``dovecot-lmtpd``) as a child with a
+   private config on loopback ports (``dovecot -F``; static passdb/userdb, no TLS, its
+   default ``mail_fsync``, read back with ``doveconf`` and printed), and delivers the same
+   messages to an empty Maildir through its own delivery path, LMTP, with the same client
+   loop (``smtplib.LMTP``: same connections, same transactions per connection, same bytes).
+3. Copies our Maildir for that Dovecot and times the same FETCHes against both servers with
+   imaplib: one warm-up pass each (indexes are built), then a measured pass:
    - headers: ``FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])``
    - bodies:  ``FETCH 1:* (BODY.PEEK[])``
-   and prints messages/s and the ratio ours/Dovecot (target ≥ 0.3).
+4. Prints messages/s and the ratio ours/Dovecot for delivery and both FETCHes (target ≥ 0.3).
 
 Every phase is bounded by a count and a time limit; everything is removed afterwards.
 """
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from gateway.runtime.reactor import new_loop  # noqa: E402
 
 ADDRESS = "bench@example.com"
+LMTP_ADDRESS = "bench-lmtp@example.com"  # Dovecot delivers into its own, empty Maildir
 PASSWORD = "bench-password-1"  # no spaces: Dovecot's static passdb splits on them
 CONNECTIONS = 4
 START_DEADLINE = 30.0
@@ -60,14 +64,39 @@ def message(n: int) -> bytes:
     ).encode() + BODY
 
 
-def send_batch(port: int, numbers: range) -> int:
+def send_batch(port: int, numbers: range, lmtp: bool, recipient: str) -> int:
+    """One connection, one transaction per message; LMTP differs only by LHLO for EHLO."""
     sent = 0
-    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-        client.ehlo("bench.remote.test")
+    client_class = smtplib.LMTP if lmtp else smtplib.SMTP
+    with client_class("127.0.0.1", port, timeout=60) as client:
+        client.ehlo("bench.remote.test")  # smtplib.LMTP sends LHLO here
         for n in numbers:
-            client.sendmail("sender@remote.test", [ADDRESS], message(n))
+            refused = client.sendmail("sender@remote.test", [recipient], message(n))
+            assert not refused, refused
             sent += 1
     return sent
+
+
+def deliver(port: int, count: int, lmtp: bool, recipient: str) -> float:
+    """The same client loop for both servers: CONNECTIONS threads, messages/s overall."""
+    batches = [range(i, count, CONNECTIONS) for i in range(CONNECTIONS)]
+    pool = ThreadPoolExecutor(CONNECTIONS)
+    try:
+        started = time.perf_counter()
+        futures = [pool.submit(send_batch, port, b, lmtp, recipient) for b in batches]
+        done, pending = wait(futures, timeout=PHASE_LIMIT)
+        elapsed = time.perf_counter() - started
+        if pending:
+            raise TimeoutError(f"delivery not done after {PHASE_LIMIT:.0f}s")
+        sent = sum(f.result() for f in done)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    assert sent == count, f"sent {sent} of {count}"
+    return sent / elapsed
+
+
+def maildir_count(box: Path) -> int:
+    return sum(len(os.listdir(box / sub)) for sub in ("new", "cur") if (box / sub).is_dir())
 
 
 def fetch_rate(port: int, login: str, query: str, count: int) -> float:
@@ -94,7 +123,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def dovecot_config(root: Path, maildirs: Path, port: int) -> Path:
+def dovecot_config(root: Path, maildirs: Path, port: int, lmtp_port: int) -> Path:
     run = root / "run"
     run.mkdir()
     conf = root / "dovecot.conf"
@@ -103,7 +132,7 @@ base_dir = {run}
 state_dir = {run}
 instance_name = gateway-bench
 listen = 127.0.0.1
-protocols = imap
+protocols = imap lmtp
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -116,7 +145,13 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid=65534 gid=65534 home={maildirs}/%d/%n
+  args = uid=65534 gid=65534 home={maildirs}/%d/%n allow_all_users=yes
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -187,13 +222,8 @@ async def run_gateway(tmp: Path, count: int) -> tuple[float, int, int, dict[str,
     loop = asyncio.get_running_loop()
     smtp_port = ports["mail-inbound"]
     try:
-        batches = [range(i, count, CONNECTIONS) for i in range(CONNECTIONS)]
-        started = time.perf_counter()
-        with ThreadPoolExecutor(CONNECTIONS) as pool:
-            sent = await asyncio.wait_for(asyncio.gather(*(
-                loop.run_in_executor(pool, send_batch, smtp_port, b) for b in batches
-            )), PHASE_LIMIT)
-        delivery_rate = sum(sent) / (time.perf_counter() - started)
+        delivery_rate = await loop.run_in_executor(
+            None, deliver, smtp_port, count, False, ADDRESS)
         imap_port = ports["mail-imap"]
         rates: dict[str, float] = {}
         for name, query in (("headers", HEADERS), ("bodies", BODIES)):
@@ -209,32 +239,55 @@ async def run_gateway(tmp: Path, count: int) -> tuple[float, int, int, dict[str,
     return delivery_rate, smtp_port, imap_port, rates
 
 
-def run_dovecot(tmp: Path, count: int) -> dict[str, float] | None:
+@dataclasses.dataclass
+class DovecotResult:
+    version: str
+    mail_fsync: str
+    delivery: float
+    rates: dict[str, float]
+
+
+def run_dovecot(tmp: Path, count: int) -> DovecotResult | None:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(binary).exists():
-        print("dovecot not installed (apt-get install dovecot-imapd): no comparison")
+        print("dovecot not installed (apt-get install dovecot-imapd dovecot-lmtpd): "
+              "no comparison")
         return None
+    if not Path("/usr/lib/dovecot/lmtp").exists():  # Debian's location, dovecot-lmtpd
+        print("dovecot-lmtpd not installed (apt-get install dovecot-lmtpd): no comparison")
+        return None
+    doveconf = shutil.which("doveconf") or "/usr/bin/doveconf"
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             check=True).stdout.split()[0]
     copy = tmp / "dovecot-maildirs"
     shutil.copytree(tmp / "data" / "mail" / "boxes", copy,
                     ignore=shutil.ignore_patterns(".journal"))
     subprocess.run(["chown", "-R", "65534:65534", str(copy)], check=True)
     tmp.chmod(0o711)  # Dovecot's mail processes run as nobody and must reach the copy
-    port = free_port()
+    port, lmtp_port = free_port(), free_port()
     (tmp / "dovecot").mkdir()
-    conf = dovecot_config(tmp / "dovecot", copy, port)
+    conf = dovecot_config(tmp / "dovecot", copy, port, lmtp_port)
+    mail_fsync = subprocess.run([doveconf, "-c", str(conf), "-h", "mail_fsync"],
+                                capture_output=True, text=True, check=True).stdout.strip()
     proc = subprocess.Popen([binary, "-F", "-c", str(conf)])
     try:
-        wait_port(port, time.monotonic() + START_DEADLINE)
+        deadline = time.monotonic() + START_DEADLINE
+        wait_port(port, deadline)
+        wait_port(lmtp_port, deadline)
         rates: dict[str, float] = {}
         try:
+            delivery = deliver(lmtp_port, count, True, LMTP_ADDRESS)
+            local, domain = LMTP_ADDRESS.split("@")
+            stored = maildir_count(copy / domain / local)
+            assert stored == count, f"Dovecot stored {stored} of {count}"
             for name, query in (("headers", HEADERS), ("bodies", BODIES)):
                 fetch_rate(port, ADDRESS, query, count)
                 rates[name] = fetch_rate(port, ADDRESS, query, count)
-        except (imaplib.IMAP4.error, AssertionError):
+        except (imaplib.IMAP4.error, smtplib.SMTPException, AssertionError, OSError):
             log = tmp / "dovecot" / "dovecot.log"
             print(log.read_text()[-2000:] if log.exists() else "no dovecot log")
             raise
-        return rates
+        return DovecotResult(version, mail_fsync, delivery, rates)
     finally:
         proc.terminate()
         try:
@@ -242,6 +295,14 @@ def run_dovecot(tmp: Path, count: int) -> dict[str, float] | None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def filesystem(path: Path) -> str:
+    try:
+        return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
 
 
 def main() -> None:
@@ -254,17 +315,32 @@ def main() -> None:
         loop = new_loop(prefer_uvloop=False)
         delivered, _, _, ours = loop.run_until_complete(run_gateway(tmp, count))
         theirs = run_dovecot(tmp, count)
+        size = len(message(0))
         print(f"# {platform.python_implementation()} {platform.python_version()}, "
-              f"{os.cpu_count()} cores, {count} messages of ~{len(message(0))} bytes, "
-              f"{CONNECTIONS} SMTP connections")
-        print(f"inbound delivery: {delivered:8.0f} messages/s (fsync'd before each 250)")
-        print(f"{'FETCH':<10}{'gateway msg/s':>16}{'dovecot msg/s':>16}{'ratio':>8}")
-        for name in ("headers", "bodies"):
-            if theirs is None:
-                print(f"{name:<10}{ours[name]:>16.0f}{'-':>16}{'-':>8}")
+              f"{os.cpu_count()} cores, {count} messages of {size}-{len(message(count - 1))} "
+              f"bytes as sent, temp dir on {filesystem(tmp)}, loopback only")
+        print(f"# deliver, gateway: SMTP (EHLO, MAIL/RCPT/DATA per message), {CONNECTIONS} "
+              "smtplib connections in threads of this process (which also runs the server), "
+              "1 recipient; our Maildir: write tmp/, fsync, link into new/, fsync new/, "
+              "then 250")
+        if theirs is not None:
+            print(f"# deliver, dovecot {theirs.version}: LMTP (LHLO, MAIL/RCPT/DATA per "
+                  f"message) to dovecot-lmtpd, the same {CONNECTIONS} smtplib.LMTP "
+                  "connections and messages, 1 recipient, into an empty Maildir (+ its "
+                  f"index and uidlist); mail_fsync = {theirs.mail_fsync} (doveconf; "
+                  "'optimized' in 2.3: write tmp/, fsync, rename into new/, fdatasync "
+                  "dovecot-uidlist, no fsync of new/), then 250")
+        print("# FETCH: imaplib, 1 connection, same Maildir (Dovecot gets a copy), one "
+              "warm-up pass each, then the measured pass")
+        print(f"{'':<10}{'gateway msg/s':>16}{'dovecot msg/s':>16}{'ratio':>8}")
+        rows = [("deliver", delivered, theirs.delivery if theirs else None)]
+        rows += [(name, ours[name], theirs.rates[name] if theirs else None)
+                 for name in ("headers", "bodies")]
+        for name, mine, other in rows:
+            if other is None:
+                print(f"{name:<10}{mine:>16.0f}{'-':>16}{'-':>8}")
             else:
-                print(f"{name:<10}{ours[name]:>16.0f}{theirs[name]:>16.0f}"
-                      f"{ours[name] / theirs[name]:>8.2f}")
+                print(f"{name:<10}{mine:>16.0f}{other:>16.0f}{mine / other:>8.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
