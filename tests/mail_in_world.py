@@ -33,7 +33,7 @@ from gateway.containers.environment import app_environment
 from gateway.metrics import Metrics
 from gateway.runtime.server import Server, ServerContext
 from gateway.store import Store, open_store
-from ratelimit import NoLimits
+from ratelimit import AttemptPolicy, NoLimits
 from smtp.imap.server import build_imap
 from smtp.inbound.context import CONFIG_EXTRA
 from smtp.inbound.server import build_inbound
@@ -161,7 +161,9 @@ async def seed(store: Store) -> tuple[str, str, str, str]:
 
 
 @contextlib.asynccontextmanager
-async def mail_in_world(tmp_path: Path, **overrides: object) -> AsyncIterator[MailInWorld]:
+async def mail_in_world(
+    tmp_path: Path, *, policy: AttemptPolicy | None = None, **overrides: object
+) -> AsyncIterator[MailInWorld]:
     dns = DnsServer()
     dns_port = await dns.start()
     dns.a(f"2.0.0.127.{BLOCKLIST}", "127.0.0.2")
@@ -174,11 +176,12 @@ async def mail_in_world(tmp_path: Path, **overrides: object) -> AsyncIterator[Ma
     store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
     metrics = Metrics()
     audit = AuditLog(store.audit)
-    portal = await build_portal(AUTH, store, audit=audit, metrics=metrics)
+    policy = policy or NoLimits()
+    portal = await build_portal(AUTH, store, audit=audit, metrics=metrics, policy=policy)
     started: list[Server] = []
     try:
         app_id, app_password, alice_id, mail_password = await seed(store)
-        ctx = ServerContext(config=config, store=store, portal=portal, policy=NoLimits(),
+        ctx = ServerContext(config=config, store=store, portal=portal, policy=policy,
                             audit=audit, metrics=metrics, extras={CONFIG_EXTRA: inbound})
         servers = [*build_inbound(ctx), *build_imap(ctx), *build_pop3(ctx)]
         ports: dict[str, int] = {}

@@ -26,7 +26,7 @@ from gateway.config.mail_inbound import InboundMailConfig
 from gateway.metrics import Metrics
 from gateway.runtime.server import Server, ServerContext
 from gateway.store import Store, open_store
-from ratelimit import NoLimits
+from ratelimit import AttemptPolicy, NoLimits
 from smtp import dkim
 from smtp.server import MailQueueServer, build
 from tests.smtp_dns import DnsServer
@@ -150,6 +150,7 @@ async def mail_world(
     *,
     seed_store: bool = True,
     extras: dict[str, Any] | None = None,
+    policy: AttemptPolicy | None = None,
     **queue: Any,
 ) -> AsyncIterator[MailWorld]:
     dns = DnsServer()
@@ -167,10 +168,11 @@ async def mail_world(
     started: list[Server] = []
     metrics = Metrics()
     audit = AuditLog(store.audit)
-    portal = await build_portal(AUTH, store, audit=audit, metrics=metrics)
+    policy = policy or NoLimits()
+    portal = await build_portal(AUTH, store, audit=audit, metrics=metrics, policy=policy)
     try:
         app_id, app_password, alice_id = await seed(store) if seed_store else ("", "", "")
-        ctx = ServerContext(config=config, store=store, portal=portal, policy=NoLimits(),
+        ctx = ServerContext(config=config, store=store, portal=portal, policy=policy,
                             audit=audit, metrics=metrics, extras=dict(extras or {}))
         servers = list(build(ctx))
         ports: dict[str, int] = {}
