@@ -36,6 +36,7 @@ class AuditLog:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._dropped = 0
+        self._closing = False
 
     def record(
         self,
@@ -52,8 +53,11 @@ class AuditLog:
             action=action, door=door, at=self._clock(), source=source, app_id=app_id,
             user_id=user_id, login=login, reason=reason,
         )
-        fields = {k: v for k, v in event.__dict__.items() if v and k not in ("data", "id")}
-        log.info(action, extra={"audit": fields})
+        if log.isEnabledFor(logging.INFO):
+            # Built only for a log that will print it: a login is one event, and the
+            # store below records it either way.
+            fields = {k: v for k, v in event.__dict__.items() if v and k not in ("data", "id")}
+            log.info(action, extra={"audit": fields})
         if len(self._queue) >= MAX_QUEUE:
             # The store is down or far behind; the log line above still has the event.
             self._dropped += 1
@@ -64,13 +68,18 @@ class AuditLog:
         return event
 
     async def _run(self) -> None:
-        while True:
+        # Bounded by close(): a driver may turn the cancellation close() sends into an error
+        # of its own (asyncpg: TimeoutError while rolling back), which must not keep this
+        # loop, and so close(), going forever.
+        while not self._closing:
             await asyncio.sleep(self._interval)
             try:
                 await self.flush()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._closing:
+                    return
                 log.exception("writing %d audit events failed; will retry", len(self._queue))
 
     async def flush(self) -> None:
@@ -87,9 +96,11 @@ class AuditLog:
             self._dropped = 0
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._closing = False
         await self.flush()

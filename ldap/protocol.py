@@ -2,23 +2,24 @@
 
 Requests run one at a time, in the order sent (RFC 4511 lets a server serialise, and a bind
 must not overlap anything anyway). A bind awaits the portal; a search streams its entries
-as the transport accepts them: this protocol is the transport's push producer, so when a
-client stops reading, the search pauses and reading stops too, until it catches up or the
-idle timeout closes the connection. Malformed input gets a Notice of Disconnection (or, when
-the request can be identified, its own error answer) and nothing crashes the server.
+as the transport accepts them: when the transport's write buffer passes its high-water mark
+(``pause_writing``), the search pauses and reading stops too, until the client catches up or
+the idle timeout closes the connection. Malformed input gets a Notice of Disconnection (or,
+when the request can be identified, its own error answer) and nothing crashes the server.
+
+This is an asyncio protocol on the loop's own transports (uvloop's are C): accept, read,
+write and close cost no Python per connection, which is most of what a connect + bind +
+unbind client pays for. Twisted stays installed on the same loop for the other servers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
-
-from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IPushProducer
-from twisted.python.failure import Failure
-from zope.interface import implementer
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from ldap import wire
 from ldap.caller import Session
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@implementer(IPushProducer)
-class LdapProtocol(protocol.Protocol):
+class LdapProtocol(asyncio.Protocol):
     def __init__(self, factory: LdapFactory, *, tls: bool) -> None:
         self.factory = factory
         config = factory.config
@@ -46,67 +46,92 @@ class LdapProtocol(protocol.Protocol):
         self._busy = False
         self._stream: Iterator[bytes] | None = None
         self._stream_id: int | None = None
+        # _paused: the client is not reading (write buffer full); _reading: whether the
+        # transport reads. Reading stops while paused or while a request is busy.
         self._paused = False
+        self._reading = True
         self._closing = False
         self._refused = False
         self._limit_key: str | None = None
+        self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         # Read by the server's idle sweep (one timer for all connections, not one each).
         self.last_active = 0.0
 
     # -- connection lifecycle -------------------------------------------------------------
 
-    def connectionMade(self) -> None:
-        peer, host = self.transport.getPeer(), self.transport.getHost()  # type: ignore[union-attr]
-        config = self.factory.config
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's do not subclass asyncio.Transport, hence no check).
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        factory = self.factory
+        if not factory.admit(self):
+            # Over the server-wide cap: closed before any byte is read.
+            self._closing = True
+            transport.abort()
+            return
+        peer, host = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        config = factory.config
         self.session = Session(
-            peer=getattr(peer, "host", ""),
-            local=getattr(host, "host", ""),
+            peer=peer[0] if peer else "",
+            local=host[0] if host else "",
             tls=self._tls_from_start,
             paged=PagedSearches(config.max_paged_searches),
         )
-        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
-        if hasattr(self.transport, "bufferSize"):
-            self.transport.bufferSize = config.max_pending_output_bytes  # type: ignore[union-attr]
-        self._limit_key = self.factory.connection_opened(self)
+        transport.set_write_buffer_limits(high=config.max_pending_output_bytes)
+        self._limit_key = factory.connection_opened(self)
         if self._limit_key is None:
             self._refused = True
-        self.last_active = self.factory.clock()
+        self.last_active = factory.clock()
 
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._stream = None
         self._closing = True
-        self.factory.connection_closed(self, self._limit_key)
+        key, self._limit_key = self._limit_key, None
+        # Once only: a failed StartTLS handshake may report the loss as well.
+        self.factory.connection_closed(self, key)
 
-    def timeoutConnection(self) -> None:
-        # A client that sent half a request, or stopped reading answers: cut it off, without
-        # waiting for a buffer it will never drain.
+    def disconnect(self, notice: bytes) -> None:
+        """Say goodbye (a Notice of Disconnection) and close once it is written."""
+        self._write(notice)
+        self._close()
+
+    def abort(self) -> None:
+        """Cut the connection off, without waiting for a buffer it may never drain (a
+        client that sent half a request or stopped reading, or one shutdown gave up on)."""
         self._closing = True
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        if self.transport is not None:
+            self.transport.abort()
 
-    # -- producer interface (the transport's write buffer) --------------------------------
+    # -- flow control (the transport's write buffer) --------------------------------------
 
-    def pauseProducing(self) -> None:
+    def pause_writing(self) -> None:
         self._paused = True
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._pause_reading()
 
-    def resumeProducing(self) -> None:
+    def resume_writing(self) -> None:
         if self._closing:
             return
         self._paused = False
         self.last_active = self.factory.clock()
         self._pump()
         if not self._paused and not self._busy:
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            self._resume_reading()
             self._next()
 
-    def stopProducing(self) -> None:
-        self._stream = None
-        self._closing = True
+    def _pause_reading(self) -> None:
+        if self._reading and self.transport is not None and not self._closing:
+            self._reading = False
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._reading and self.transport is not None and not self._closing:
+            self._reading = True
+            self.transport.resume_reading()
 
     # -- input ----------------------------------------------------------------------------
 
-    def dataReceived(self, data: bytes) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         self.last_active = self.factory.clock()
@@ -114,6 +139,12 @@ class LdapProtocol(protocol.Protocol):
             self._decoder.feed(data)
         except MalformedRequest as exc:
             self._disconnect(exc)
+            return
+        if self._busy:
+            # More input while a bind runs: stop reading until it is answered, so a client
+            # cannot queue without bound. (Stopping lazily, here, spares the common
+            # bind-then-wait client two event-loop registrations per bind.)
+            self._pause_reading()
             return
         self._next()
 
@@ -141,9 +172,11 @@ class LdapProtocol(protocol.Protocol):
         self._close()
 
     def _close(self) -> None:
+        """Close once what was written has gone (asyncio's close() flushes first)."""
         self._closing = True
         self._stream = None
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        if self.transport is not None:
+            self.transport.close()
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None:
@@ -171,11 +204,8 @@ class LdapProtocol(protocol.Protocol):
             pass  # requests run in order, so the abandoned one has already been answered
         elif op == Op.BIND_REQUEST:
             self._busy = True
-            self.transport.pauseProducing()  # type: ignore[union-attr]
-            future = asyncio.ensure_future(ops.bind(session, request))
-            d = defer.Deferred.fromFuture(future)
-            d.addCallback(self._bound)
-            d.addErrback(self._bind_crashed, request)
+            task = asyncio.get_running_loop().create_task(ops.bind(session, request))
+            task.add_done_callback(partial(self._bound, request))
         elif op == Op.SEARCH_REQUEST:
             self._stream = ops.search(session, request)
             self._stream_id = request.message_id
@@ -184,25 +214,66 @@ class LdapProtocol(protocol.Protocol):
             self._write(ops.compare(session, request))
         elif op == Op.EXTENDED_REQUEST:
             response, start_tls = ops.extended(session, request)
-            self._write(response)
             if start_tls:
-                self.transport.startTLS(self.factory.tls_options)  # type: ignore[union-attr]
-                session.tls = True
+                self._start_tls(response)
+            else:
+                self._write(response)
         else:
             self._write(ops.read_only(request))
 
-    def _bound(self, response: bytes) -> None:
+    def _bound(self, request: Request, task: asyncio.Task[bytes]) -> None:
+        try:
+            response = task.result()
+        except BaseException as exc:  # a bug, or shutdown: answered, not raised
+            log.error("bind crashed", exc_info=exc)
+            response = answer(request.message_id, request.op, exc)
         self._busy = False
         if self._closing:
             return
         self._write(response)
         if not self._paused:
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            self._resume_reading()
             self._next()
 
-    def _bind_crashed(self, failure: Failure, request: Request) -> None:
-        log.error("bind crashed", exc_info=failure.value)
-        self._bound(answer(request.message_id, request.op, failure.value))
+    # -- StartTLS --------------------------------------------------------------------------
+
+    def _start_tls(self, response: bytes) -> None:
+        """Answer success in clear, then handshake on the same socket (RFC 4511 4.14).
+
+        Reading stops before the answer goes out, so the client's ClientHello is read by
+        the TLS layer, never by the LDAP decoder; requests wait until the handshake ends.
+        """
+        transport = self.transport
+        assert transport is not None
+        self._busy = True
+        self._pause_reading()
+        transport.write(response)
+        context = self.factory.tls_context
+        assert context is not None
+        task = asyncio.get_running_loop().create_task(self._handshake(transport, context))
+        task.add_done_callback(_log_crash)
+
+    async def _handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            secure = await loop.start_tls(transport, self, context, server_side=True)
+        except OSError as exc:  # ssl.SSLError, a reset, the handshake timeout
+            log.info("StartTLS with %s failed: %s",
+                     self.session.peer if self.session else "?", exc)
+            transport.abort()
+            self.connection_lost(exc)
+            return
+        if secure is None or self._closing:
+            return
+        assert self.session is not None
+        self.transport = secure
+        self.session.tls = True
+        # start_tls resumed reading on the new transport.
+        self._reading = True
+        secure.set_write_buffer_limits(high=self.factory.config.max_pending_output_bytes)
+        self._busy = False
+        if not self._paused:
+            self._next()
 
     def _pump(self) -> None:
         stream = self._stream
@@ -228,3 +299,8 @@ class LdapProtocol(protocol.Protocol):
     def describe(self) -> dict[str, Any]:
         s = self.session
         return {"peer": s.peer if s else None, "local": s.local if s else None}
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("StartTLS crashed", exc_info=task.exception())

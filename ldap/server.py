@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-from twisted.internet.task import LoopingCall
 
 from gateway.audit import AuditLog
 from gateway.auth import Portal
@@ -31,7 +28,7 @@ from ldap.index import DirectoryIndex
 from ldap.listeners import ListenerSet
 from ldap.operations import Operations
 from ldap.sync import IndexSync
-from ldap.tls import server_options
+from ldap.tls import server_context
 from ldap.wire import ResultCode
 
 log = logging.getLogger(__name__)
@@ -52,56 +49,58 @@ class LdapServer:
         metrics: Metrics,
         *,
         connection_limiter: ConnectionLimiter | None = None,
-        reactor: Any = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
         self.config = config
         self._store = store
-        self._reactor = reactor
         self.index = DirectoryIndex(Tree(config.base_dn))
         self.sync = IndexSync(self.index, store)
-        tls_options = None
+        tls_context = None
         if config.tls_cert is not None and config.tls_key is not None:
-            tls_options = server_options(config.tls_cert, config.tls_key)
+            tls_context = server_context(config.tls_cert, config.tls_key)
         elif config.listen_ldaps:
             raise ValueError("ldap.listen_ldaps needs ldap.tls_cert and ldap.tls_key")
         self.resolver = CallerResolver(self.index, parse_networks(config.mail_readers))
-        self.directory = Directory(self.index, starttls=tls_options is not None)
+        self.directory = Directory(self.index, starttls=tls_context is not None)
         binds = BindHandler(portal, self.index, self.resolver, config, audit,
                             parse_networks(config.directory_allowlist))
         self.operations = Operations(
-            self.directory, binds, self.resolver, config, tls_available=tls_options is not None
+            self.directory, binds, self.resolver, config, tls_available=tls_context is not None
         )
         self.book = ConnectionBook()
         limiter = connection_limiter or PerKeyCap(config.max_connections_per_app)
         ldap_metrics = LdapMetrics(metrics.registry)
         plain = LdapFactory(config, self.operations, self.resolver, limiter, ldap_metrics,
-                            self.book, tls_options=tls_options)
+                            self.book, tls_context=tls_context)
         ldaps = None
-        if tls_options is not None:
+        if tls_context is not None:
             ldaps = LdapFactory(config, self.operations, self.resolver, limiter, ldap_metrics,
-                                self.book, tls=True, tls_options=tls_options)
-        self.listeners = ListenerSet(reactor, plain, ldaps)
+                                self.book, tls=True, tls_context=tls_context)
+        self.listeners = ListenerSet(plain, ldaps)
         self.addresses: list[Address] = []
         self._plain = plain
-        self._sweeper: LoopingCall | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> list[Address]:
         self.sync.start()
         await self._store.db.start_change_feed()
         await self.index.load(self._store)
-        self.addresses = self.listeners.start(self.config.listen, self.config.listen_ldaps)
+        self.addresses = await self.listeners.start(self.config.listen,
+                                                    self.config.listen_ldaps)
         self.index.app_listeners.append(self._apps_changed)
         self._apps_changed()
         if self.config.idle_timeout:
-            self._sweeper = LoopingCall(self._plain.sweep_idle)
-            self._sweeper.clock = self._reactor
-            self._sweeper.start(min(1.0, self.config.idle_timeout / 4), now=False)
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(min(1.0, self.config.idle_timeout / 4)), name="ldap-idle-sweep")
         log.info("LDAP listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
         return list(self.addresses)
+
+    async def _sweep(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self._plain.sweep_idle()
+            except Exception:
+                log.exception("LDAP idle sweep failed")
 
     def _apps_changed(self) -> None:
         if self.listeners.primary_port is not None:
@@ -112,23 +111,21 @@ class LdapServer:
         await self.sync.settled()
 
     async def stop(self, grace: float) -> None:
-        if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._apps_changed in self.index.app_listeners:
             self.index.app_listeners.remove(self._apps_changed)
         await self.listeners.stop()
         notice = wire.notice_of_disconnection(ResultCode.UNAVAILABLE, "server shutting down")
         for proto in list(self.book.open):
-            if proto.transport is not None:
-                proto.transport.write(notice)
-                proto.transport.loseConnection()
+            proto.disconnect(notice)
         deadline = time.monotonic() + grace
         while self.book.open and time.monotonic() < deadline:  # noqa: ASYNC110
-            # Connections close through Twisted callbacks; polling keeps this free of them.
+            # Connections close through transport callbacks; polling keeps this free of them.
             await asyncio.sleep(_CLOSE_POLL)
         for proto in list(self.book.open):
-            if proto.transport is not None:
-                proto.transport.abortConnection()
+            proto.abort()
         await self.sync.stop()
 
 

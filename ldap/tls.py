@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,31 +15,38 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet import ssl
 
 
 class TlsConfigError(Exception):
     """The certificate or key cannot be used; the message names the file."""
 
 
-def server_options(cert_path: Path, key_path: Path) -> ssl.CertificateOptions:
-    """Options for a TLS server from PEM files (the certificate file may hold a chain)."""
+def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """A TLS server context from PEM files (the certificate file may hold a chain).
+
+    The stdlib context, not Twisted's: the server runs on asyncio transports, whose
+    ``start_tls`` and ``create_server(ssl=...)`` take it. TLS 1.2 is the floor, as in
+    Twisted's ``CertificateOptions``.
+    """
     try:
         cert_pem = cert_path.read_bytes()
         key_pem = key_path.read_bytes()
     except OSError as exc:
         raise TlsConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
-        chain = x509.load_pem_x509_certificates(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except ValueError as exc:
+        # Parsed here so a bad file is named before OpenSSL sees it (and an encrypted key
+        # fails instead of prompting for a passphrase).
+        x509.load_pem_x509_certificates(cert_pem)
+        serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
         raise TlsConfigError(f"{cert_path} / {key_path}: {exc}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        return ssl.CertificateOptions(
-            privateKey=key, certificate=chain[0], extraCertChain=chain[1:] or None
-        )
-    except Exception as exc:
+        context.load_cert_chain(cert_path, key_path)
+    except (ssl.SSLError, ValueError) as exc:
         raise TlsConfigError(f"{cert_path} does not go with {key_path}: {exc}") from None
+    return context
 
 
 def generate_self_signed(

@@ -7,7 +7,6 @@ on every node (the store's change feed carries other nodes' writes).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections import OrderedDict
@@ -18,7 +17,7 @@ from gateway.auth.identity import UserIdentity
 from gateway.store.changes import Change
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     identity: UserIdentity
     app_id: str | None
@@ -39,7 +38,9 @@ class VerifiedCache:
         self._max = max_entries
         self._clock = clock
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._by_user: dict[str, set[bytes]] = {}
+        # Lists, not sets: a user has one entry or a few (one per app), and at 100 000
+        # entries a one-element set's 216 bytes each add up; removal scans a handful.
+        self._by_user: dict[str, list[bytes]] = {}
         self._by_app: dict[str, set[bytes]] = {}
         # Bumped by every invalidation. A login reads it before it looks the user up and
         # passes it to put(): a change that landed while the hash was being verified
@@ -58,7 +59,8 @@ class VerifiedCache:
         return len(self._entries)
 
     def digest(self, *parts: str) -> bytes:
-        return hmac.new(self._key, "\0".join(parts).encode(), hashlib.sha256).digest()
+        # One-shot HMAC (same value as hmac.new(...).digest(), without an object per call).
+        return hmac.digest(self._key, "\0".join(parts).encode(), "sha256")
 
     def get(self, digest: bytes) -> UserIdentity | None:
         entry = self._entries.get(digest)
@@ -81,7 +83,7 @@ class VerifiedCache:
             oldest = next(iter(self._entries))
             self._drop(oldest)
         self._entries[digest] = _Entry(identity, app_id, self._clock() + self._ttl)
-        self._by_user.setdefault(identity.user_id, set()).add(digest)
+        self._by_user.setdefault(identity.user_id, []).append(digest)
         if app_id is not None:
             self._by_app.setdefault(app_id, set()).add(digest)
 
@@ -117,7 +119,8 @@ class VerifiedCache:
             return
         users = self._by_user.get(entry.identity.user_id)
         if users is not None:
-            users.discard(digest)
+            if digest in users:
+                users.remove(digest)
             if not users:
                 del self._by_user[entry.identity.user_id]
         if entry.app_id is not None:
