@@ -3,12 +3,18 @@
 Each event is written to the structured log immediately and queued for the store; a
 background task writes the queue in one transaction every ``interval`` seconds, so a burst
 of logins costs one write, not one each. ``close()`` writes what is left.
+
+Successful logins repeat: an app binding as its users does so thousands of times a minute.
+Identical successes waiting for the same write are stored once, with ``data["count"]`` and
+``data["last_at"]`` (Cloudron de-duplicated ``user.login`` per day); every failure is stored
+on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +25,8 @@ from gateway.store.models import AuditEvent
 log = logging.getLogger("gateway.audit")
 
 MAX_QUEUE = 100_000
+COALESCED_ACTIONS = frozenset({"user.login", "app.login"})
+_RepeatKey = tuple[str, str, str | None, str | None, str | None, str | None, str | None]
 
 
 class AuditLog:
@@ -33,6 +41,8 @@ class AuditLog:
         self._interval = interval
         self._clock = clock
         self._queue: list[AuditEvent] = []
+        # For a coalesced success waiting in the queue: [its index, count, last time].
+        self._repeats: dict[_RepeatKey, list[float]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._dropped = 0
@@ -58,6 +68,15 @@ class AuditLog:
             # store below records it either way.
             fields = {k: v for k, v in event.__dict__.items() if v and k not in ("data", "id")}
             log.info(action, extra={"audit": fields})
+        if action in COALESCED_ACTIONS:
+            key = (action, door, source, app_id, user_id, login, reason)
+            slot = self._repeats.get(key)
+            if slot is not None:
+                slot[1] += 1
+                slot[2] = event.at
+                return event
+            if len(self._queue) < MAX_QUEUE:
+                self._repeats[key] = [len(self._queue), 1, event.at]
         if len(self._queue) >= MAX_QUEUE:
             # The store is down or far behind; the log line above still has the event.
             self._dropped += 1
@@ -84,12 +103,21 @@ class AuditLog:
 
     async def flush(self) -> None:
         batch, self._queue = self._queue, []
+        repeats, self._repeats = self._repeats, {}
         if not batch:
             return
+        for index, count, last_at in repeats.values():
+            if count > 1:
+                event = batch[int(index)]
+                data = {**event.data, "count": int(count), "last_at": last_at}
+                batch[int(index)] = dataclasses.replace(event, data=data)
         try:
             await self._events.add(batch)
         except BaseException:
+            # Back in front of what arrived meanwhile, counts already folded in.
             self._queue[:0] = batch
+            for slot in self._repeats.values():
+                slot[0] += len(batch)
             raise
         if self._dropped:
             log.warning("audit queue was full: %d events only in the log", self._dropped)
