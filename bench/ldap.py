@@ -37,6 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a file, this folder comes first on sys.path, and its ratelimit.py and smtp.py would
+# shadow the packages of the same names: the repository goes first instead.
+sys.path.insert(0, str(ROOT))
 WORK = ROOT / "build" / "bench-ldap"
 LDCLT_CACHE = ROOT / "build" / "ldclt"
 PASSWORD = "bench-password"

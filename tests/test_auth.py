@@ -910,3 +910,20 @@ async def test_repeated_successes_are_stored_once_with_a_count_failures_each() -
         ("user.login", "10.0.0.5", 2),
     ]
     assert events.stored[0].data["last_at"] >= events.stored[0].at
+
+
+async def test_every_name_of_a_user_is_one_account_to_the_policy(rig: Rig) -> None:
+    user = await rig.add_user("alice")
+    for login in ("alice", "Alice@Example.com", user.id, " ALICE "):
+        with pytest.raises(BadCredentials):
+            await rig.login(login, WRONG)
+    # An unknown name is counted as typed; it names nobody to resolve.
+    with pytest.raises(UnknownAccount):
+        await rig.login("nobody@example.com", WRONG)
+    accounts = [attempt.account for attempt in rig.policy.checks]
+    assert accounts == ["alice"] * 4 + ["nobody@example.com"]
+    # A new email reaches the key at once (the store's change clears what was resolved).
+    await rig.store.users.update(user.id, email="alice@example.org")
+    with pytest.raises(BadCredentials):
+        await rig.login("alice@example.org", WRONG)
+    assert rig.policy.checks[-1].account == "alice"

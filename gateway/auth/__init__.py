@@ -100,4 +100,6 @@ async def build_portal(
         TotpVerifier(store.users, window=config.totp_window),
         cache,
     )
-    return Portal(verifier, policy or NoLimits(), audit, metrics, key)
+    portal = Portal(verifier, policy or NoLimits(), audit, metrics, key)
+    store.changes.subscribe(portal.on_change)
+    return portal

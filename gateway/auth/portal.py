@@ -39,11 +39,12 @@ from gateway.auth.errors import (
 )
 from gateway.auth.identity import AppIdentity, Identity, UserIdentity
 from gateway.metrics import Metrics
-from gateway.store import StoreError
+from gateway.store import Change, StoreError
 from ratelimit import Allow, Attempt, AttemptPolicy, Banned, Decision, Outcome
 
 log = logging.getLogger(__name__)
 
+MAX_REMEMBERED_ACCOUNTS = 100_000
 # Failures that were guesses (count towards lockout) versus right secrets refused.
 _GUESSES = frozenset({"unknown", "wrong_secret"})
 
@@ -72,6 +73,8 @@ class Portal:
         # Metric children per label set: prometheus_client's labels() validates and joins
         # the labels on every call, which a cached login would otherwise pay each time.
         self._login_counters: dict[tuple[str, str], Any] = {}
+        # Email or user id → username, for the lockout policy's account key.
+        self._accounts: dict[str, str] = {}
         self._login_timers: dict[str, Any] = {}
 
     @property
@@ -89,7 +92,11 @@ class Portal:
         if checker is None:
             raise UnhandledCredentials(type(creds).__name__)
         ctx = creds.context
-        account = account_of(creds)
+        try:
+            account = await self._account_key(creds)
+        except (StoreError, OSError) as exc:
+            log.exception("credential check failed: the store could not answer")
+            raise AuthUnavailable(str(exc)) from exc
         attempt = Attempt(
             door=ctx.door, source=ctx.source, account=account,
             secret_digest=self.secret_digest(secret_of(creds)),
@@ -134,6 +141,33 @@ class Portal:
         self._audit_success(identity, creds)
         self._count(ctx.door, "success", started)
         return identity
+
+    async def _account_key(self, creds: Credentials) -> str:
+        """The account an attempt counts against: one key per user, however it is named.
+
+        ``alice``, ``Alice@Example.com`` and her user id are one account to the lockout
+        policy, so naming her three ways does not give an attacker three times the guesses.
+        Usernames are already the key; emails and ids are resolved once and remembered
+        until the store says a user changed. An unknown login stays as typed.
+        """
+        account = account_of(creds)
+        if isinstance(creds, AppSecret) or ("@" not in account and not account.startswith("uid-")):
+            return account
+        known = self._accounts.get(account)
+        if known is not None:
+            return known
+        user = await self.verifier.store.users.find(account)
+        if user is None or user.username is None:
+            return account
+        if len(self._accounts) >= MAX_REMEMBERED_ACCOUNTS:
+            self._accounts.clear()
+        self._accounts[account] = user.username
+        return user.username
+
+    def on_change(self, change: Change) -> None:
+        """Subscriber for the store's change feed: a user may have a new email or name."""
+        if change.kind in ("user", "reset"):
+            self._accounts.clear()
 
     def _refuse(self, decision: Decision, creds: Credentials, account: str) -> None:
         ctx = creds.context
