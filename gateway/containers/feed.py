@@ -20,6 +20,7 @@ class ChangeFeed:
         self._kinds = kinds | {"reset"}
         self._pending: dict[Change, None] = {}
         self._wake = asyncio.Event()
+        self._closed = False
         self._unsubscribe = hub.subscribe(self._hear)
 
     def _hear(self, change: Change) -> None:
@@ -28,11 +29,20 @@ class ChangeFeed:
             self._wake.set()
 
     async def next_batch(self) -> list[Change]:
+        """The changes heard since the last batch; empty once the feed is closed."""
         await self._wake.wait()
+        if self._closed:
+            return []
         self._wake.clear()
         batch = list(self._pending)
         self._pending.clear()
         return batch
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._unsubscribe()
+        # Wakes a consumer waiting for the next batch: it ends on an empty one, so stopping
+        # does not rely on cancellation alone (a library may turn a cancel into an error).
+        self._wake.set()

@@ -11,7 +11,6 @@ the app sees (a new access restriction, say) costs no restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import final
 
@@ -28,6 +27,7 @@ from gateway.runtime.errors import describe
 from gateway.store import NotFound, Store, StoreError
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT = 10.0
 
 
 @final
@@ -57,14 +57,17 @@ class AppSupervisor:
         self._task = asyncio.create_task(self._follow(), name="app-supervisor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         if self._feed is not None:
             self._feed.close()
-            self._feed = None
+        if self._task is not None:
+            self._task.cancel()
+            # Bounded: a reconcile in flight may have swallowed the cancel (a library turned
+            # it into an error); the closed feed then ends the loop at its next turn.
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT)
+            if not done:
+                log.warning("the app supervisor did not stop within %.0fs", STOP_TIMEOUT)
+            self._task = None
+        self._feed = None
 
     async def reconcile_all(self) -> None:
         apps = await self._store.apps.list()
@@ -78,8 +81,11 @@ class AppSupervisor:
 
     async def _follow(self) -> None:
         assert self._feed is not None
+        feed = self._feed
         while True:
-            batch = await self._feed.next_batch()
+            batch = await feed.next_batch()
+            if not batch:
+                return  # the feed was closed: stopping
             try:
                 # A mail domain starting or stopping to receive changes apps' mail env; a
                 # reset means changes may have been missed. Both: look at every app.

@@ -50,6 +50,8 @@ class SupervisedProcess:
         self._on_state = on_state
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
+        # What stop() allows a run to take to end; also for a run that starts during stop().
+        self._grace = 10.0
         self._task: asyncio.Task[None] | None = None
         self.restarts = 0
 
@@ -107,10 +109,21 @@ class SupervisedProcess:
             except BackendError as exc:
                 self._process = None
                 self._on_state(self.spec.app_id, "error", exc.why)
+            if self._stopping.is_set():
+                # stop() came while this run was starting and only saw the previous one:
+                # end this one too, or the wait above would outlive the gateway.
+                await self._terminate(self._grace)
+                return
 
     async def stop(self, grace: float) -> None:
         """SIGTERM the app's process group, SIGKILL it after ``grace`` seconds."""
+        self._grace = grace
         self._stopping.set()
+        await self._terminate(grace)
+        if self._task is not None:
+            await self._task
+
+    async def _terminate(self, grace: float) -> None:
         process = self._process
         if process is not None and process.returncode is None:
             _signal_group(process.pid, signal.SIGTERM)
@@ -120,8 +133,6 @@ class SupervisedProcess:
                 log.warning("app %s ignored SIGTERM for %.1fs; killing it", self.spec.app_id, grace)
                 _signal_group(process.pid, signal.SIGKILL)
                 await process.wait()
-        if self._task is not None:
-            await self._task
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
