@@ -131,7 +131,10 @@ class SubmissionProtocol(SMTP):
 
     def close_politely(self) -> None:
         transport = self.transport
-        if transport is None:
+        # A connection the client or aiosmtpd is already closing has nobody left to tell;
+        # asyncio's TLS transport, closed a second time, even drops its protocol and raises
+        # on the next write.
+        if transport is None or transport.is_closing():
             return
         with contextlib.suppress(RuntimeError, OSError):
             transport.write(SHUTTING_DOWN.encode() + b"\r\n")  # type: ignore[attr-defined]
