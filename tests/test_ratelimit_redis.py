@@ -17,6 +17,10 @@ import pytest
 from gateway.auth.hashing import HashParams, PasswordHasher
 from gateway.store import open_store
 from ratelimit import Allow, Attempt, Delay, LockoutConfig, LockoutPolicy, Outcome
+from tests.ldap.world import PASSWORD as LDAP_PASSWORD
+from tests.ldap.world import World, start_world
+from tests.ratelimit_doors_world import OWNER, blocking
+from tests.test_ratelimit_doors import LDAP, ldap_bind
 
 # The redis-server fixtures (redis_url, private_redis) come from there.
 pytest_plugins = ["tests.redis_service"]
@@ -172,4 +176,44 @@ async def test_redis_going_away_is_answered_as_configured_and_logged_once(
             logging.ERROR, logging.WARNING,
         ]
     finally:
+        await policy.close()
+
+
+@pytest.mark.parametrize("answer", ["deny", "allow"])
+async def test_a_door_during_a_redis_outage(
+    private_redis: RedisServer, tmp_path: Path, answer: str
+) -> None:
+    """What a user sees at a real door (an LDAP bind over a socket) while Redis is away:
+    deny answers the door's own 'try later' even to the right password, allow lets the right
+    password in and still refuses a wrong one; both recover once Redis is back."""
+    policy = LockoutPolicy.open(LockoutConfig(
+        storage_uri=private_redis.url, storage_timeout=0.5,
+        on_storage_error=answer,  # type: ignore[arg-type]
+    ))
+    store = await open_store(f"sqlite:///{tmp_path / 'store.db'}", data_dir=tmp_path)
+    world: World | None = None
+    try:
+        world = await start_world(store, tmp_path, policy=policy)
+        await world.add_user("alice")
+        await world.add_app("wiki")
+        wiki = world.apps["wiki"]
+
+        async def bind(password: str) -> tuple[int, str]:
+            return await blocking(ldap_bind, wiki.server, wiki.port, OWNER, password)
+
+        assert await bind(LDAP_PASSWORD) == LDAP.ok
+        private_redis.stop()
+        if answer == "deny":
+            assert await bind(LDAP_PASSWORD) == LDAP.later
+        else:
+            assert await bind(LDAP_PASSWORD) == LDAP.ok
+            assert await bind("not-the-password") == LDAP.wrong
+        private_redis.start()
+        await private_redis.ready()
+        assert await bind(LDAP_PASSWORD) == LDAP.ok
+    finally:
+        if world is not None:
+            await world.server.stop(1.0)
+            await world.audit.close()
+        await store.close()
         await policy.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -18,6 +19,7 @@ from gateway.config import AuthConfig
 from gateway.metrics import Metrics
 from gateway.store import open_store
 from tests.gateway_process import SERVER_SECTIONS, GatewayProcess, clean_env
+from tests.ldap.test_seed_commands import LIST_USERS
 from tests.services import free_port
 
 GRACE = 5.0
@@ -186,6 +188,8 @@ def test_the_embedded_default_runs_the_whole_suite_with_a_demo_app(tmp_path: Pat
     """No config: every server, the demo admin, and the demo app running behind the wall
     (listeners on free ports here, so the test never meets a gateway already running)."""
     everything_on = {f"GATEWAY_{s.upper()}_ENABLED": "true" for s in SERVER_SECTIONS}
+    # The LDAP port apps are told; the directory listens on it at the app's own address.
+    everything_on["GATEWAY_CONTAINERS_LDAP_PORT"] = str(free_port())
     gateway = serve(tmp_path, GATEWAY_DEMO_APP_PORT=str(free_port()), **everything_on)
     try:
         health = gateway.wait_healthy()
@@ -207,6 +211,21 @@ def test_the_embedded_default_runs_the_whole_suite_with_a_demo_app(tmp_path: Pat
 
         gateway.wait_until(lambda: demo_app()["health"] == "healthy", timeout=60)
         assert demo_app()["fqdn"] == "demo.apps.localhost"
+
+        # The environment the container manager gave the app binds to the directory: the
+        # seed's debug command, verbatim, lists the demo admin.
+        app_env = json.loads(subprocess.run(
+            [sys.executable, "-m", "gateway", "app", "env", "demo.apps.localhost", "--json"],
+            cwd=tmp_path,
+            env=clean_env({**everything_on}), capture_output=True, text=True, timeout=60,
+            check=True,
+        ).stdout)
+        listed = subprocess.run(
+            ["bash", "-c", LIST_USERS], env={**os.environ, **app_env}, capture_output=True,
+            text=True, timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert re.search(r"^username: demo$", listed.stdout, re.MULTILINE), listed.stdout
         host, port = servers["proxyauth"]["listen"][0].rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             conn.sendall(b"GET /private HTTP/1.1\r\nHost: demo.apps.localhost\r\n"
