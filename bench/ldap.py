@@ -398,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         theirs, mine = results[("slapd", kind)], results[("ours", kind)]
         ratio = mine.per_second / theirs.per_second if theirs.per_second else float("nan")
         verdict = "ok" if ratio >= TARGETS[kind] else "below"
-        print(f"{kind + 's/s':10}{theirs.per_second:14.0f}{mine.per_second:14.0f}"
+        label = {"search": "searches/s", "bind": "binds/s"}[kind]
+        print(f"{label:10}{theirs.per_second:14.0f}{mine.per_second:14.0f}"
               f"{ratio:9.2f}x{TARGETS[kind]:8.2f}x  {verdict}")
     print(f"RSS (ours, {args.users} users): {rss_loaded:.0f} MB loaded, {rss_after:.0f} MB after "
           f"the runs (target <= {RSS_TARGET_MB:.0f} MB)")

@@ -10,9 +10,8 @@ without a store round trip per request.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, final
 
 from gateway.auth import UserIdentity
@@ -41,20 +40,22 @@ class Member:
     is_admin: bool
     group_ids: tuple[str, ...]
     group_names: tuple[str, ...]
+    # One identity object per member and method: downstream caches (the identity headers)
+    # then hit on every request of that user. Kept here rather than in a cache keyed by
+    # the member, which would hash all of these fields on every request.
+    _identities: dict[str, UserIdentity] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def identity(self, method: str) -> UserIdentity:
-        return _identity(self, method)
-
-
-@functools.lru_cache(maxsize=4096)
-def _identity(member: Member, method: str) -> UserIdentity:
-    # One identity object per member and method: downstream caches (the identity headers)
-    # then hit on every request of that user.
-    return UserIdentity(
-        user_id=member.user_id, username=member.username, email=member.email,
-        display_name=member.display_name, role=member.role, group_ids=member.group_ids,
-        group_names=member.group_names, method=_METHODS.get(method, "password"),
-    )
+        found = self._identities.get(method)
+        if found is None:
+            found = self._identities[method] = UserIdentity(
+                user_id=self.user_id, username=self.username, email=self.email,
+                display_name=self.display_name, role=self.role, group_ids=self.group_ids,
+                group_names=self.group_names, method=_METHODS.get(method, "password"),
+            )
+        return found
 
 
 @dataclass(frozen=True)

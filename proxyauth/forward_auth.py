@@ -27,7 +27,7 @@ from aiohttp import web
 from proxyauth.answers import Flavour, answer
 from proxyauth.errors import UnknownHost, UntrustedCaller, WallError
 from proxyauth.forwarded import ClientView
-from proxyauth.gate import Gate, Visit, wants_api
+from proxyauth.gate import Gate, Visit
 from proxyauth.headers import IDENTITY_HEADERS, identity_headers, request_cookie
 from proxyauth.pages import Pages
 from proxyauth.paths import WALL_PATHS, encode, normalise
@@ -48,9 +48,11 @@ class ForwardAuth:
     def serves(self, path: str) -> bool:
         return path == self.path or path.startswith(self.path + "/")
 
-    async def handle(self, request: web.Request, view: ClientView, path: str) -> web.Response:
+    async def handle(
+        self, request: web.Request, view: ClientView, path: str, api: bool
+    ) -> web.Response:
+        """``api``: whether the request wants 401s rather than redirects (``wants_api``)."""
         flavour: Flavour = "nginx" if path == self.path + "/nginx" else "forward"
-        api = wants_api(request.headers)
         try:
             if not view.trusted_peer:
                 raise UntrustedCaller(view.peer)
@@ -86,6 +88,4 @@ class ForwardAuth:
 
 
 def _allow(headers: dict[str, str]) -> web.Response:
-    response = web.Response(status=200, headers=headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return web.Response(status=200, headers={**headers, "Cache-Control": "no-store"})

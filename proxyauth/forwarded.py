@@ -50,6 +50,7 @@ class ClientView:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def split_host(value: str) -> tuple[str, int | None]:
     """``host[:port]`` → (lower-case host without a trailing dot, port or None).
 
@@ -132,7 +133,9 @@ class TrustedProxies:
                 peer=peer, client_ip=peer, scheme=scheme, host=host,
                 port=port or DEFAULT_PORTS[scheme], forwarded_for=peer, trusted_peer=False,
             )
-        chain = [a.strip() for a in headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+        # A proxy asking on its own behalf (forward-auth checks) sends no X-Forwarded-For.
+        forwarded = headers.get("X-Forwarded-For")
+        chain = [a.strip() for a in forwarded.split(",") if a.strip()] if forwarded else []
         chain = [a for a in chain if _address(a) is not None]
         client_index = len(chain) - 1
         while client_index >= 0 and self.trusts(chain[client_index]):
@@ -156,8 +159,10 @@ class TrustedProxies:
 
 
 def _peer(request: web.BaseRequest) -> str:
-    transport = request.transport
-    peername = transport.get_extra_info("peername") if transport is not None else None
+    # The connection's peer as aiohttp read it once per connection: asking the transport
+    # again costs uvloop a getpeername() system call on every request.
+    protocol = request.protocol
+    peername = protocol.peername if protocol is not None else None
     if isinstance(peername, tuple | list) and peername:
         return str(peername[0])
     return "unknown"

@@ -19,9 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, TypeVar, final
+from typing import Literal, final
 
 from multidict import CIMultiDictProxy
 
@@ -41,7 +40,6 @@ from proxyauth.routes import Route
 from proxyauth.sessions import SessionStore
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 Via = Literal["open", "session", "basic", "bearer", "no_wall"]
 
@@ -141,16 +139,20 @@ class Gate:
         token = visit.session_token
         if not token:
             return None
-        session = await self._backend(self._sessions.find(token))
-        if session is None or session.app_id != visit.route.app_id:
-            # A cookie from another app's host is worth nothing here.
-            return None
-        verdict, member = await self._backend(
-            self._access.check(session.user_id, visit.route.app_id)
-        )
-        if verdict == "gone" or member is None:
-            await self._backend(self._sessions.end(token))
-            return None
+        # Session and access lookups: a backend that fails answers 503, never a pass. One
+        # try around the steps, not a wrapper per step: this runs on every request.
+        try:
+            session = await self._sessions.find(token)
+            if session is None or session.app_id != visit.route.app_id:
+                # A cookie from another app's host is worth nothing here.
+                return None
+            verdict, member = await self._access.check(session.user_id, visit.route.app_id)
+            if verdict == "gone" or member is None:
+                await self._sessions.end(token)
+                return None
+        except Exception as exc:
+            log.error("session or access lookup failed: %s", exc)
+            raise CheckUnavailable() from exc
         if verdict == "denied":
             raise AccessDenied(member.username or member.email)
         return member.identity(session.method)
@@ -189,12 +191,3 @@ class Gate:
         if not isinstance(identity, UserIdentity):
             raise SignInRequired(visit.target, api=True, basic_realm=realm)
         return identity
-
-    @staticmethod
-    async def _backend(job: Awaitable[T]) -> T:
-        """Session and access lookups: a backend that fails answers 503, never a pass."""
-        try:
-            return await job
-        except Exception as exc:
-            log.error("session or access lookup failed: %s", exc)
-            raise CheckUnavailable() from exc

@@ -67,7 +67,7 @@ class LoginWall:
             path = normalise(raw_path)
             forward_auth = self._forward_auth
             if forward_auth is not None and forward_auth.serves(path):
-                response = await forward_auth.handle(request, view, path)
+                response = await forward_auth.handle(request, view, path, api)
                 self._metrics.checked(response.status)
                 return response
             route = self._routes.lookup(view.host)

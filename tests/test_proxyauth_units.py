@@ -98,12 +98,20 @@ def test_wall_rules_from_manifests() -> None:
 
 
 class FakeRequest:
+    """What the wall reads of a request: headers, the transport (TLS or not), and the
+    connection's peer as aiohttp's protocol keeps it."""
+
     def __init__(self, peer: str, headers: dict[str, str]) -> None:
         self.headers = CIMultiDict(headers)
         self.transport = self
+        self.protocol = self
 
     def get_extra_info(self, name: str) -> object:
-        return (self.peer, 1234) if name == "peername" else None
+        return None
+
+    @property
+    def peername(self) -> tuple[str, int]:
+        return (self.peer, 1234)
 
     peer = ""
 

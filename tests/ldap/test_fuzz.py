@@ -9,6 +9,7 @@ its index plan must never miss an entry the filter accepts.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -182,7 +183,39 @@ def reference(flt: Any, entry: Entry) -> bool | None:
         wanted = flt.assertionValue.value
         wanted = wanted.decode() if isinstance(wanted, bytes) else wanted
         return found is not None and fold(wanted) in {fold(v) for v in found}
+    if isinstance(flt, pureldap.LDAPFilter_substrings):
+        name = text(flt.type)
+        if name.lower() in ("memberof", "gidnumber"):
+            return None
+        found = values_of(name)
+        # Restated as a regular expression: the pieces in order, not overlapping, each
+        # folded like the value (case, runs of spaces) but keeping its edge spaces.
+        pattern, tail = "", ".*"
+        for piece in flt.substrings:
+            folded = re.escape(re.sub(r"\s+", " ", text(piece.value)).casefold())
+            if isinstance(piece, pureldap.LDAPFilter_substrings_initial):
+                pattern = folded + pattern
+            elif isinstance(piece, pureldap.LDAPFilter_substrings_final):
+                tail = ".*" + folded
+            else:
+                pattern += ".*" + folded
+        regex = re.compile(pattern + tail, re.DOTALL)
+        return found is not None and any(regex.fullmatch(fold(v)) for v in found)
+    if isinstance(flt, pureldap.LDAPFilter_greaterOrEqual | pureldap.LDAPFilter_lessOrEqual):
+        name = text(flt.attributeDesc.value)
+        if name.lower() in ("memberof", "gidnumber"):
+            return None  # DN has no ordering; integers are covered by the socket tests
+        found = values_of(name)
+        wanted = fold(text(flt.assertionValue.value))
+        greater = isinstance(flt, pureldap.LDAPFilter_greaterOrEqual)
+        return found is not None and any(
+            (fold(v) >= wanted) if greater else (fold(v) <= wanted) for v in found
+        )
     return None
+
+
+def text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @FUZZ
