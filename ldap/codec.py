@@ -16,6 +16,7 @@ from typing import Any
 from ldaptor.protocols import pureber, pureldap
 
 from ldap.errors import AdminLimitExceeded, MalformedRequest
+from ldap.search_decoder import read_search
 from ldap.wire import Op
 
 log = logging.getLogger(__name__)
@@ -225,10 +226,10 @@ def decode_frame(frame: bytes, max_depth: int) -> Request:
 
 
 def _fast_path(frame: bytes, message_id: int, op: int) -> Request | None:
-    """Unbind and simple bind without controls, read directly.
+    """Unbind, simple bind and search without controls, read directly.
 
-    They are most of what a bind-per-login client sends (connect, bind, unbind), and
-    ldaptor's generic decoder costs more than the rest of their handling together. The
+    They are most of what a bind-per-login client sends (connect, bind, search, unbind),
+    and ldaptor's generic decoder costs more than the rest of their handling together. The
     frame's structure is already checked; anything unexpected falls back to ldaptor.
     ``tests/test_fuzz.py`` holds this to ldaptor's reading.
     """
@@ -244,6 +245,11 @@ def _fast_path(frame: bytes, message_id: int, op: int) -> Request | None:
     tag, body, length = op_head
     if op == Op.UNBIND_REQUEST and tag == 0x42 and length == 0:
         return Request(message_id=message_id, op=op, body=UNBIND, controls=())
+    if op == Op.SEARCH_REQUEST and tag == 0x63:
+        search = read_search(frame, body, body + length, _header)
+        if search is None:
+            return None
+        return Request(message_id=message_id, op=op, body=search, controls=())
     if op != Op.BIND_REQUEST or tag != 0x60:
         return None
     end = body + length
