@@ -17,6 +17,7 @@ from ldaptor.protocols import pureber, pureldap
 
 from ldap.errors import AdminLimitExceeded, MalformedRequest
 from ldap.search_decoder import read_search
+from ldap.tlv import children, header
 from ldap.wire import Op
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ REQUEST_OPS = frozenset(
 
 # TLV levels above a search filter: LDAPMessage, SearchRequest. A filter of depth N adds N.
 _ENVELOPE_DEPTH = 2
-# Longest length-of-length accepted: 4 bytes already says 4 GiB.
-_MAX_LENGTH_OCTETS = 4
 
 
 @dataclass(frozen=True)
@@ -81,27 +80,6 @@ class Request:
     controls: tuple[Control, ...]
 
 
-def _header(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int] | None:
-    """(tag, content start, content length) of the TLV at ``pos``; None if incomplete."""
-    if end - pos < 2:
-        return None
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
-        raise MalformedRequest("multi-byte tags are not used by LDAP")
-    first = buf[pos + 1]
-    if first < 0x80:
-        return tag, pos + 2, first
-    count = first & 0x7F
-    if count == 0:
-        raise MalformedRequest("indefinite lengths are not allowed (RFC 4511 section 5.1)")
-    if count > _MAX_LENGTH_OCTETS:
-        raise MalformedRequest("length field too long")
-    if end - pos < 2 + count:
-        return None
-    size = int.from_bytes(buf[pos + 2 : pos + 2 + count], "big")
-    return tag, pos + 2 + count, size
-
-
 class RequestDecoder:
     """Feed bytes in, take complete requests out; keeps at most one partial PDU."""
 
@@ -118,7 +96,7 @@ class RequestDecoder:
         self._buffer += data
         if len(self._buffer) > self.max_pdu_bytes:
             # Checked again per frame below; this bounds a header that never completes.
-            head = _header(self._buffer, 0, len(self._buffer))
+            head = header(self._buffer, 0, len(self._buffer))
             if head is None or head[1] + head[2] > self.max_pdu_bytes:
                 raise MalformedRequest(f"request larger than {self.max_pdu_bytes} bytes")
 
@@ -129,7 +107,7 @@ class RequestDecoder:
             return None
         if buf[0] != 0x30:
             raise MalformedRequest("not an LDAPMessage (expected a SEQUENCE)")
-        head = _header(buf, 0, len(buf))
+        head = header(buf, 0, len(buf))
         if head is None:
             return None
         _tag, start, size = head
@@ -145,11 +123,11 @@ class RequestDecoder:
 def _envelope(frame: bytes) -> tuple[int | None, int | None]:
     """Message id and op tag, read leniently for answering a request that fails later."""
     try:
-        head = _header(frame, 0, len(frame))
+        head = header(frame, 0, len(frame))
         if head is None:
             return None, None
         _, start, _size = head
-        id_head = _header(frame, start, len(frame))
+        id_head = header(frame, start, len(frame))
         if id_head is None or id_head[0] != 0x02 or not 1 <= id_head[2] <= 4:
             return None, None
         message_id = int.from_bytes(frame[id_head[1] : id_head[1] + id_head[2]], "big")
@@ -171,7 +149,7 @@ def _check_structure(frame: bytes, max_depth: int) -> None:
         if pos == end:
             stack.pop()
             continue
-        head = _header(frame, pos, end)
+        head = header(frame, pos, end)
         if head is None:
             raise MalformedRequest("truncated element")
         tag, start, size = head
@@ -233,35 +211,27 @@ def _fast_path(frame: bytes, message_id: int, op: int) -> Request | None:
     frame's structure is already checked; anything unexpected falls back to ldaptor.
     ``tests/test_fuzz.py`` holds this to ldaptor's reading.
     """
-    head = _header(frame, 0, len(frame))
+    head = header(frame, 0, len(frame))
     assert head is not None
     _, start, _size = head
-    id_head = _header(frame, start, len(frame))
+    id_head = header(frame, start, len(frame))
     assert id_head is not None
     op_pos = id_head[1] + id_head[2]
-    op_head = _header(frame, op_pos, len(frame))
+    op_head = header(frame, op_pos, len(frame))
     if op_head is None or op_head[1] + op_head[2] != len(frame):
         return None  # controls follow the op: ldaptor reads them
     tag, body, length = op_head
     if op == Op.UNBIND_REQUEST and tag == 0x42 and length == 0:
         return Request(message_id=message_id, op=op, body=UNBIND, controls=())
     if op == Op.SEARCH_REQUEST and tag == 0x63:
-        search = read_search(frame, body, body + length, _header)
+        search = read_search(frame, body, body + length)
         if search is None:
             return None
         return Request(message_id=message_id, op=op, body=search, controls=())
     if op != Op.BIND_REQUEST or tag != 0x60:
         return None
-    end = body + length
-    parts = []
-    pos = body
-    while pos < end:
-        part = _header(frame, pos, end)
-        if part is None:
-            return None
-        parts.append(part)
-        pos = part[1] + part[2]
-    if len(parts) != 3 or parts[0][0] != 0x02 or parts[1][0] != 0x04 or parts[2][0] != 0x80:
+    parts = children(frame, body, body + length)
+    if parts is None or [part[0] for part in parts] != [0x02, 0x04, 0x80]:
         return None  # SASL, or something odd: ldaptor decides
     version = int.from_bytes(frame[parts[0][1]:parts[0][1] + parts[0][2]], "big", signed=True)
     dn = frame[parts[1][1]:parts[1][1] + parts[1][2]]

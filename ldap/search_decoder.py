@@ -10,25 +10,25 @@ malformed. The frame's structure (exact nesting, depth) is already checked by th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ldaptor.protocols import pureber, pureldap
 
+from ldap.tlv import Part
+from ldap.tlv import children as tlv_children
+
 # The wire tags of the parts of a SearchRequest (RFC 4511 section 4.5.1).
 _OCTET_STRING, _ENUMERATED, _INTEGER, _BOOLEAN, _SEQUENCE = 0x04, 0x0A, 0x02, 0x01, 0x30
-
-Header = Callable[[bytes, int, int], "tuple[int, int, int] | None"]
 
 
 class _Unrecognised(Exception):
     """A shape this reader leaves to ldaptor."""
 
 
-def read_search(frame: bytes, start: int, end: int, header: Header) -> Any | None:
+def read_search(frame: bytes, start: int, end: int) -> Any | None:
     """The ``LDAPSearchRequest`` whose content is ``frame[start:end]``, or None."""
     try:
-        parts = _children(frame, start, end, header)
+        parts = _children(frame, start, end)
         if len(parts) != 8:
             return None
         base, scope, deref, size, time, types, flt, attributes = parts
@@ -39,50 +39,43 @@ def read_search(frame: bytes, start: int, end: int, header: Header) -> Any | Non
             sizeLimit=_number(frame, size, _INTEGER),
             timeLimit=_number(frame, time, _INTEGER),
             typesOnly=0xFF if _number(frame, types, _BOOLEAN) else 0,
-            filter=_filter(frame, flt, header),
+            filter=_filter(frame, flt),
             attributes=[
                 _octets(frame, part)
-                for part in _children(frame, *_content(attributes, _SEQUENCE), header)
+                for part in _children(frame, *_content(attributes, _SEQUENCE))
             ],
         )
     except _Unrecognised:
         return None
 
 
-def _children(
-    frame: bytes, start: int, end: int, header: Header
-) -> list[tuple[int, int, int]]:
-    parts = []
-    pos = start
-    while pos < end:
-        part = header(frame, pos, end)
-        if part is None:
-            raise _Unrecognised
-        parts.append(part)
-        pos = part[1] + part[2]
+def _children(frame: bytes, start: int, end: int) -> list[Part]:
+    parts = tlv_children(frame, start, end)
+    if parts is None:
+        raise _Unrecognised
     return parts
 
 
-def _content(part: tuple[int, int, int], tag: int) -> tuple[int, int]:
+def _content(part: Part, tag: int) -> tuple[int, int]:
     if part[0] != tag:
         raise _Unrecognised
     return part[1], part[1] + part[2]
 
 
-def _octets(frame: bytes, part: tuple[int, int, int]) -> bytes:
+def _octets(frame: bytes, part: Part) -> bytes:
     start, end = _content(part, _OCTET_STRING)
     return frame[start:end]
 
 
-def _number(frame: bytes, part: tuple[int, int, int], tag: int) -> int:
+def _number(frame: bytes, part: Part, tag: int) -> int:
     start, end = _content(part, tag)
     if start == end:
         raise _Unrecognised  # ldaptor asserts on an empty integer
     return int.from_bytes(frame[start:end], "big", signed=True)
 
 
-def _assertion(frame: bytes, part: tuple[int, int, int], header: Header) -> tuple[Any, Any]:
-    children = _children(frame, part[1], part[1] + part[2], header)
+def _assertion(frame: bytes, part: Part) -> tuple[Any, Any]:
+    children = _children(frame, part[1], part[1] + part[2])
     if len(children) != 2:
         raise _Unrecognised
     return (
@@ -105,29 +98,29 @@ _PIECES = {
 }
 
 
-def _filter(frame: bytes, part: tuple[int, int, int], header: Header) -> Any:
+def _filter(frame: bytes, part: Part) -> Any:
     tag, start, length = part
     end = start + length
     assertion = _ASSERTIONS.get(tag)
     if assertion is not None:
-        desc, value = _assertion(frame, part, header)
+        desc, value = _assertion(frame, part)
         return assertion(attributeDesc=desc, assertionValue=value)
     if tag == 0x87:
         return pureldap.LDAPFilter_present(value=frame[start:end])
     members = _SETS.get(tag)
     if members is not None:
-        return members([_filter(frame, p, header) for p in _children(frame, start, end, header)])
+        return members([_filter(frame, p) for p in _children(frame, start, end)])
     if tag == 0xA2:
-        inner = _children(frame, start, end, header)
+        inner = _children(frame, start, end)
         if len(inner) != 1:
             raise _Unrecognised
-        return pureldap.LDAPFilter_not(_filter(frame, inner[0], header))
+        return pureldap.LDAPFilter_not(_filter(frame, inner[0]))
     if tag == 0xA4:
-        children = _children(frame, start, end, header)
+        children = _children(frame, start, end)
         if len(children) != 2:
             raise _Unrecognised
         pieces = []
-        for piece in _children(frame, *_content(children[1], _SEQUENCE), header):
+        for piece in _children(frame, *_content(children[1], _SEQUENCE)):
             kind = _PIECES.get(piece[0])
             if kind is None:
                 raise _Unrecognised

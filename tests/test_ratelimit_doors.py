@@ -26,7 +26,7 @@ import time_machine
 
 from gateway.store import open_store
 from ldap.wire import ResultCode
-from ratelimit import LockoutPolicy
+from ratelimit import AttemptPolicy, LockoutPolicy
 from ratelimit.answers import try_later
 from tests.ldap.world import PASSWORD as LDAP_PASSWORD
 from tests.ldap.world import World, start_world
@@ -94,8 +94,9 @@ def ldap_bind(server_host: str, port: int, source: str, password: str) -> tuple[
         conn.unbind()
 
 
-@pytest.fixture
-async def ldap_world(tmp_path: Path, policy: LockoutPolicy) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def wiki_directory(tmp_path: Path, policy: AttemptPolicy) -> AsyncIterator[World]:
+    """A directory holding alice, with the app wiki binding to it, behind ``policy``."""
     store = await open_store(f"sqlite:///{tmp_path / 'store.db'}", data_dir=tmp_path)
     world: World | None = None
     try:
@@ -108,6 +109,12 @@ async def ldap_world(tmp_path: Path, policy: LockoutPolicy) -> AsyncIterator[Wor
             await world.server.stop(1.0)
             await world.audit.close()
         await store.close()
+
+
+@pytest.fixture
+async def ldap_world(tmp_path: Path, policy: LockoutPolicy) -> AsyncIterator[World]:
+    async with wiki_directory(tmp_path, policy) as world:
+        yield world
 
 
 def ldap_door(world: World) -> Attempt:

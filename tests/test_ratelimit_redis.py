@@ -18,9 +18,8 @@ from gateway.auth.hashing import HashParams, PasswordHasher
 from gateway.store import open_store
 from ratelimit import Allow, Attempt, Delay, LockoutConfig, LockoutPolicy, Outcome
 from tests.ldap.world import PASSWORD as LDAP_PASSWORD
-from tests.ldap.world import World, start_world
 from tests.ratelimit_doors_world import OWNER, blocking
-from tests.test_ratelimit_doors import LDAP, ldap_bind
+from tests.test_ratelimit_doors import LDAP, ldap_bind, wiki_directory
 
 # The redis-server fixtures (redis_url, private_redis) come from there.
 pytest_plugins = ["tests.redis_service"]
@@ -190,30 +189,22 @@ async def test_a_door_during_a_redis_outage(
         storage_uri=private_redis.url, storage_timeout=0.5,
         on_storage_error=answer,  # type: ignore[arg-type]
     ))
-    store = await open_store(f"sqlite:///{tmp_path / 'store.db'}", data_dir=tmp_path)
-    world: World | None = None
     try:
-        world = await start_world(store, tmp_path, policy=policy)
-        await world.add_user("alice")
-        await world.add_app("wiki")
-        wiki = world.apps["wiki"]
+        async with wiki_directory(tmp_path, policy) as world:
+            wiki = world.apps["wiki"]
 
-        async def bind(password: str) -> tuple[int, str]:
-            return await blocking(ldap_bind, wiki.server, wiki.port, OWNER, password)
+            async def bind(password: str) -> tuple[int, str]:
+                return await blocking(ldap_bind, wiki.server, wiki.port, OWNER, password)
 
-        assert await bind(LDAP_PASSWORD) == LDAP.ok
-        private_redis.stop()
-        if answer == "deny":
-            assert await bind(LDAP_PASSWORD) == LDAP.later
-        else:
             assert await bind(LDAP_PASSWORD) == LDAP.ok
-            assert await bind("not-the-password") == LDAP.wrong
-        private_redis.start()
-        await private_redis.ready()
-        assert await bind(LDAP_PASSWORD) == LDAP.ok
+            private_redis.stop()
+            if answer == "deny":
+                assert await bind(LDAP_PASSWORD) == LDAP.later
+            else:
+                assert await bind(LDAP_PASSWORD) == LDAP.ok
+                assert await bind("not-the-password") == LDAP.wrong
+            private_redis.start()
+            await private_redis.ready()
+            assert await bind(LDAP_PASSWORD) == LDAP.ok
     finally:
-        if world is not None:
-            await world.server.stop(1.0)
-            await world.audit.close()
-        await store.close()
         await policy.close()
