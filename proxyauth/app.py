@@ -1,8 +1,11 @@
-"""The wall as an aiohttp ``Application``: its ``AppKey``s and ``make_app``.
+"""The wall's parts put together: ``make_wall`` answers a ``WallService``.
 
-Everything with a lifetime (the session backend, the access facts, the route table when it
-is ours, the upstream connection pool, the expired-session sweeper) is a ``cleanup_ctx``
-generator: opened on startup, closed on cleanup, in reverse order.
+The wall serves every request through one handler (``LoginWall``) on aiohttp's low-level
+server: it has one catch-all route and one decision before it, so an ``Application``'s
+router and middleware chain would only add their cost (about a fifth of a forward-auth
+check's). Everything with a lifetime (the session backend, the access facts, the route
+table when it is ours, the upstream connection pool, the expired-session sweeper) is
+opened by ``WallService.open`` and closed by ``close``, in reverse order.
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol, runtime_checkable
-
-from aiohttp import web
+from collections.abc import Callable
+from typing import Any, Protocol, final, runtime_checkable
 
 from gateway.audit import AuditLog
 from gateway.auth import Portal
@@ -31,17 +32,9 @@ from proxyauth.routes import RouteTable, StoreRoutes
 from proxyauth.sessions import SECURE_PREFIX, SessionStore, StoreSessions
 from proxyauth.throttle import FormThrottle
 from proxyauth.upstream import UpstreamProxy
-from proxyauth.wall import ADMISSION, VISIT, LoginWall
+from proxyauth.wall import LoginWall
 
 log = logging.getLogger(__name__)
-
-CONFIG = web.AppKey("proxyauth.config", ProxyAuthConfig)
-SESSIONS = web.AppKey("proxyauth.sessions", SessionStore)
-ROUTES = web.AppKey("proxyauth.routes", RouteTable)
-GATE = web.AppKey("proxyauth.gate", Gate)
-FORMS = web.AppKey("proxyauth.forms", LoginForms)
-UPSTREAM = web.AppKey("proxyauth.upstream", UpstreamProxy)
-PENDING = web.AppKey("proxyauth.pending", PendingLogins)
 
 # How often sessions past their absolute lifetime are deleted from the store.
 SWEEP_EVERY = 600.0
@@ -49,50 +42,68 @@ SWEEP_EVERY = 600.0
 
 @runtime_checkable
 class Managed(Protocol):
-    """Something the application opens at startup and closes at cleanup."""
+    """Something the wall opens before it serves and closes after."""
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
 
-def _lifetime(thing: Managed) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await thing.open()
+@final
+class WallService:
+    """The request handler, what it needs opened, and the body limit of its own forms."""
+
+    def __init__(
+        self, handler: LoginWall, sessions: SessionStore, managed: list[Managed],
+        client_max_size: int,
+    ) -> None:
+        self.handler = handler
+        self.sessions = sessions
+        # client_max_size bounds what the wall itself reads (the login and logout forms);
+        # proxied bodies are streamed and bounded by max_body_bytes instead.
+        self.client_max_size = client_max_size
+        self._managed = managed
+        self._opened: list[Managed] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Open everything, in order; on a failure, close what was opened and raise (a
+        dead Redis fails the start here, naming itself)."""
         try:
-            yield
-        finally:
-            await thing.close()
+            for thing in self._managed:
+                await thing.open()
+                self._opened.append(thing)
+        except BaseException:
+            await self.close()
+            raise
+        self._sweeper = asyncio.get_running_loop().create_task(
+            self._sweep_expired(), name="proxyauth-session-sweep"
+        )
 
-    return ctx
+    async def close(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        while self._opened:
+            thing = self._opened.pop()
+            try:
+                await thing.close()
+            except Exception:
+                log.exception("could not close %s", type(thing).__name__)
 
-
-async def _sweep_expired(app: web.Application) -> AsyncIterator[None]:
-    sessions = app[SESSIONS]
-
-    async def sweep() -> None:
+    async def _sweep_expired(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_EVERY)
             try:
-                if isinstance(sessions, StoreSessions):
-                    await sessions.remove_expired()
+                if isinstance(self.sessions, StoreSessions):
+                    await self.sessions.remove_expired()
             except Exception as exc:
                 log.warning("could not delete expired sessions: %s", exc)
 
-    task = asyncio.get_running_loop().create_task(sweep(), name="proxyauth-session-sweep")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-
-async def _proxy(request: web.Request) -> web.StreamResponse:
-    return await request.app[UPSTREAM].forward(request, request[VISIT], request[ADMISSION])
-
-
-def make_app(
+def make_wall(
     config: ProxyAuthConfig,
     *,
     portal: Portal,
@@ -102,8 +113,8 @@ def make_app(
     audit: AuditLog | None = None,
     metrics: WallMetrics | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> web.Application:
-    """The wall for ``routes``; ``sessions`` and ``access`` are opened by the app itself."""
+) -> WallService:
+    """The wall for ``routes``; ``sessions`` and ``access`` are opened by the service."""
     pages = Pages(
         title=config.title, secure_cookies=config.secure_cookies,
         template_dir=config.template_dir,
@@ -131,28 +142,14 @@ def make_app(
         else None
     )
     upstream = UpstreamProxy(config, cookie_names)
-    wall = LoginWall(
-        routes=routes, gate=gate, forms=forms, forward_auth=forward_auth,
+    handler = LoginWall(
+        routes=routes, gate=gate, forms=forms, forward_auth=forward_auth, upstream=upstream,
         trusted=TrustedProxies(config.trusted_proxies), pages=pages,
         cookie_name=session_config.cookie_name, metrics=metrics,
     )
-    # client_max_size bounds what the wall itself reads (the login and logout forms);
-    # proxied bodies are streamed and bounded by max_body_bytes instead.
-    app = web.Application(middlewares=[wall], client_max_size=config.form_max_bytes)
-    app[CONFIG] = config
-    app[SESSIONS] = sessions
-    app[ROUTES] = routes
-    app[GATE] = gate
-    app[FORMS] = forms
-    app[UPSTREAM] = upstream
-    app[PENDING] = pending
     # A routing table handed in by the container manager lives and dies with it, not us.
     things: list[Any] = [sessions, access, upstream]
     if isinstance(routes, StoreRoutes):
         things.append(routes)
-    for thing in things:
-        if isinstance(thing, Managed):
-            app.cleanup_ctx.append(_lifetime(thing))
-    app.cleanup_ctx.append(_sweep_expired)
-    app.router.add_route("*", "/{tail:.*}", _proxy)
-    return app
+    managed = [thing for thing in things if isinstance(thing, Managed)]
+    return WallService(handler, sessions, managed, config.form_max_bytes)

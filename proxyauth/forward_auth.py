@@ -49,7 +49,7 @@ class ForwardAuth:
         return path == self.path or path.startswith(self.path + "/")
 
     async def handle(
-        self, request: web.Request, view: ClientView, path: str, api: bool
+        self, request: web.BaseRequest, view: ClientView, path: str, api: bool
     ) -> web.Response:
         """``api``: whether the request wants 401s rather than redirects (``wants_api``)."""
         flavour: Flavour = "nginx" if path == self.path + "/nginx" else "forward"
@@ -67,7 +67,7 @@ class ForwardAuth:
             return _allow(dict.fromkeys(IDENTITY_HEADERS, ""))
         return _allow(identity_headers(admission.identity))
 
-    def _visit(self, request: web.Request, view: ClientView, api: bool) -> Visit:
+    def _visit(self, request: web.BaseRequest, view: ClientView, api: bool) -> Visit:
         headers = request.headers
         method = headers.get("X-Forwarded-Method") or headers.get("X-Original-Method") or "GET"
         uri = headers.get("X-Forwarded-Uri") or headers.get("X-Original-URI")

@@ -84,7 +84,7 @@ class LoginForms:
         self._throttle = throttle
         self._audit = audit
 
-    async def handle(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest, visit: Visit) -> web.StreamResponse:
         if visit.path == "/login":
             if request.method in ("GET", "HEAD"):
                 return await self.show(request, visit)
@@ -96,7 +96,7 @@ class LoginForms:
 
     # -- the form --------------------------------------------------------------------
 
-    async def show(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+    async def show(self, request: web.BaseRequest, visit: Visit) -> web.StreamResponse:
         target = safe_target(request.query.get("redirect"))
         try:
             identity = await self._gate.session_identity(visit)
@@ -107,7 +107,7 @@ class LoginForms:
         flow_id = self._flow_id(request) or _new_flow_id()
         return self._login_page(visit, flow_id, target)
 
-    async def submit(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+    async def submit(self, request: web.BaseRequest, visit: Visit) -> web.StreamResponse:
         wait = self._throttle.take(visit.client.client_ip)
         if wait > 0:
             raise TooManyAttempts(wait)
@@ -121,7 +121,7 @@ class LoginForms:
         return await self._first_step(request, visit, flow_id, form, target)
 
     async def _first_step(
-        self, request: web.Request, visit: Visit, flow_id: str, form: dict[str, str],
+        self, request: web.BaseRequest, visit: Visit, flow_id: str, form: dict[str, str],
         target: str,
     ) -> web.StreamResponse:
         login = form.get("username", "").strip()
@@ -154,7 +154,7 @@ class LoginForms:
         return await self._sign_in(request, visit, identity, target)
 
     async def _second_step(
-        self, request: web.Request, visit: Visit, flow_id: str, form: dict[str, str]
+        self, request: web.BaseRequest, visit: Visit, flow_id: str, form: dict[str, str]
     ) -> web.StreamResponse:
         pending = self._pending.get(flow_id, visit.route.app_id)
         if pending is None:
@@ -185,7 +185,7 @@ class LoginForms:
         return await self._sign_in(request, visit, identity, pending.target)
 
     async def _sign_in(
-        self, request: web.Request, visit: Visit, identity: object, target: str
+        self, request: web.BaseRequest, visit: Visit, identity: object, target: str
     ) -> web.StreamResponse:
         if not isinstance(identity, UserIdentity):
             raise CheckUnavailable()
@@ -210,7 +210,7 @@ class LoginForms:
 
     # -- logout ----------------------------------------------------------------------
 
-    async def logout(self, request: web.Request, visit: Visit) -> web.StreamResponse:
+    async def logout(self, request: web.BaseRequest, visit: Visit) -> web.StreamResponse:
         if request.method == "POST":
             form = await _read_form(request, self._form_limit)
             flow_id = self._flow_id(request)
@@ -250,7 +250,7 @@ class LoginForms:
             second_factor="enforce" if second_factor == "enforce" else "skip",
         )
 
-    def _flow_id(self, request: web.Request) -> str | None:
+    def _flow_id(self, request: web.BaseRequest) -> str | None:
         value = request.cookies.get(self._config.flow_cookie_name)
         if value and 16 <= len(value) <= 64 and value.isascii():
             return value
@@ -260,7 +260,7 @@ class LoginForms:
         return self._portal.secret_digest("proxyauth-csrf\0" + flow_id)
 
     def _form_is_ours(
-        self, request: web.Request, visit: Visit, flow_id: str, form: dict[str, str]
+        self, request: web.BaseRequest, visit: Visit, flow_id: str, form: dict[str, str]
     ) -> bool:
         expected = self.csrf_token(flow_id)
         given = form.get("csrf", "")
@@ -322,7 +322,7 @@ def _redirect(target: str) -> web.Response:
     return response
 
 
-def _same_origin(request: web.Request, visit: Visit) -> bool:
+def _same_origin(request: web.BaseRequest, visit: Visit) -> bool:
     """Whether a browser says this POST came from a page of this site.
 
     ``Origin`` when sent (every current browser sends it on POST; "null" is refused), else
@@ -342,7 +342,7 @@ def _same_origin(request: web.Request, visit: Visit) -> bool:
     return True
 
 
-async def _read_form(request: web.Request, limit: int) -> dict[str, str]:
+async def _read_form(request: web.BaseRequest, limit: int) -> dict[str, str]:
     """The form's text fields; the application's ``client_max_size`` is ``limit``."""
     try:
         data = await request.post()

@@ -1,5 +1,6 @@
-"""``build(ctx)``: the wall as one of the runtime's servers (``AppRunner`` + ``TCPSite`` on
-the shared loop, never ``web.run_app``, which wants the loop and the signals for itself).
+"""``build(ctx)``: the wall as one of the runtime's servers (aiohttp's low-level ``Server``
+with a ``ServerRunner`` and a ``TCPSite`` on the shared loop, never ``web.run_app``, which
+wants the loop and the signals for itself).
 
 The routing table is the container manager's (``ctx.extras["routes"]``) when it provides
 one, else ``StoreRoutes``: the apps in the store, kept current by change notifications.
@@ -7,9 +8,10 @@ one, else ``StoreRoutes``: the apps in the store, kept current by change notific
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from typing import final
+from typing import Any, final
 
 from aiohttp import web
 
@@ -21,7 +23,7 @@ from gateway.runtime.errors import CannotListen
 from gateway.runtime.server import Address, Server, ServerContext
 from gateway.store import Store
 from proxyauth.access import AccessCheck
-from proxyauth.app import make_app
+from proxyauth.app import WallService, make_wall
 from proxyauth.metrics import WallMetrics
 from proxyauth.routes import ContainerRoutes, RouteTable, StoreRoutes
 from proxyauth.sessions import SessionConfig, SessionStore, StoreSessions
@@ -93,26 +95,39 @@ class ProxyAuthServer:
         self.routes: RouteTable = (
             routes if routes is not None else StoreRoutes(store.apps, store.changes)
         )
-        self.app = make_app(
+        self.wall: WallService = make_wall(
             config, portal=portal, sessions=self.sessions, routes=self.routes,
             access=AccessCheck(store), audit=audit, metrics=metrics,
         )
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
 
     async def start(self) -> list[Address]:
         listen = self.config.listen
-        runner = web.AppRunner(self.app, access_log=log if self.config.access_log else None)
-        # Opens the session backend and the route table (cleanup_ctx): a dead Redis fails
-        # the start here, naming itself.
+        # Opens the session backend and the route table: a dead Redis fails the start
+        # here, naming itself.
+        await self.wall.open()
+        server = web.Server(
+            self.wall.handler, request_factory=self._request_factory,
+            access_log=log if self.config.access_log else None,
+        )
+        runner = web.ServerRunner(server)
         await runner.setup()
         site = web.TCPSite(runner, listen.host, listen.port)
         try:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
+            await self.wall.close()
             raise CannotListen(str(listen), (exc.strerror or str(exc)).lower()) from exc
         self._runner = runner
         return [(a[0], a[1]) for a in runner.addresses]
+
+    def _request_factory(self, *args: Any) -> web.BaseRequest:
+        # aiohttp's own factory, with the wall's body limit (its forms; proxied bodies
+        # are streamed and bounded by max_body_bytes instead).
+        return web.BaseRequest(
+            *args, asyncio.get_running_loop(), client_max_size=self.wall.client_max_size
+        )
 
     async def stop(self, grace: float) -> None:
         runner, self._runner = self._runner, None
@@ -122,6 +137,7 @@ class ProxyAuthServer:
         # timeout only at construction, before the grace is known).
         runner._shutdown_timeout = grace
         await runner.cleanup()
+        await self.wall.close()
 
 
 def build(ctx: ServerContext) -> Server:

@@ -101,7 +101,7 @@ class UpstreamProxy:
             self._pool = None
 
     async def forward(
-        self, request: web.Request, visit: Visit, admission: Admission
+        self, request: web.BaseRequest, visit: Visit, admission: Admission
     ) -> web.StreamResponse:
         route = visit.route
         if route.upstream is None:
@@ -118,7 +118,7 @@ class UpstreamProxy:
         return await self._http(request, route.upstream, visit.target, headers, route.host)
 
     async def _http(
-        self, request: web.Request, upstream: str, target: str, headers: CIMultiDict[str],
+        self, request: web.BaseRequest, upstream: str, target: str, headers: CIMultiDict[str],
         host: str,
     ) -> web.StreamResponse:
         limit = self._config.max_body_bytes
@@ -144,7 +144,7 @@ class UpstreamProxy:
             return await self._answer(request, upstream_response, host)
 
     async def _answer(
-        self, request: web.Request, upstream: UpstreamResponse, host: str
+        self, request: web.BaseRequest, upstream: UpstreamResponse, host: str
     ) -> web.StreamResponse:
         headers = client_response_headers(upstream.headers, self._cookie_names)
         length = upstream.length

@@ -1,10 +1,10 @@
-"""``LoginWall``: the middleware every request passes first.
+"""``LoginWall``: the one handler every request of the wall goes through.
 
 It works out who is asking (``forwarded.py``), the one normalised path (``paths.py``) and
 the app (``routes.py``); sends ``/login`` and ``/logout`` of apps with the addon to the
 login forms, the forward-auth path to the endpoint, and everything else to the gate. A
-request the gate admits goes on to the handler (the upstream proxy) with the ``Visit`` and
-the ``Admission`` on it; a refusal is answered through the one table (``answers.py``).
+request the gate admits goes on to the upstream proxy with its ``Visit`` and
+``Admission``; a refusal is answered through the one table (``answers.py``).
 """
 
 from __future__ import annotations
@@ -13,31 +13,25 @@ import logging
 from typing import final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from proxyauth.answers import answer
 from proxyauth.errors import UnknownHost, WallError
 from proxyauth.forward_auth import ForwardAuth
 from proxyauth.forwarded import TrustedProxies
-from proxyauth.gate import Admission, Gate, Visit, wants_api
+from proxyauth.gate import Gate, Visit, wants_api
 from proxyauth.headers import request_cookie
 from proxyauth.login import LoginForms
 from proxyauth.metrics import WallMetrics
 from proxyauth.pages import Pages
 from proxyauth.paths import WALL_PATHS, encode, normalise
 from proxyauth.routes import RouteTable
+from proxyauth.upstream import UpstreamProxy
 
 log = logging.getLogger(__name__)
-
-VISIT = web.RequestKey("proxyauth.visit", Visit)
-ADMISSION = web.RequestKey("proxyauth.admission", Admission)
 
 
 @final
 class LoginWall:
-    # aiohttp's mark of a new-style middleware (what @web.middleware sets).
-    __middleware_version__ = 1
-
     def __init__(
         self,
         *,
@@ -45,6 +39,7 @@ class LoginWall:
         gate: Gate,
         forms: LoginForms,
         forward_auth: ForwardAuth | None,
+        upstream: UpstreamProxy,
         trusted: TrustedProxies,
         pages: Pages,
         cookie_name: str,
@@ -54,12 +49,13 @@ class LoginWall:
         self._gate = gate
         self._forms = forms
         self._forward_auth = forward_auth
+        self._upstream = upstream
         self._trusted = trusted
         self._pages = pages
         self._cookie_name = cookie_name
         self._metrics = metrics
 
-    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         view = self._trusted.view(request)
         api = wants_api(request.headers)
         raw_path, _, query = request.raw_path.partition("?")
@@ -80,13 +76,26 @@ class LoginWall:
                 session_token=request_cookie(request.headers, self._cookie_name), api=api,
             )
             if route.wall is not None and path in WALL_PATHS:
+                await continue_if_expected(request)
                 return await self._forms.handle(request, visit)
             admission = await self._gate.admit(visit)
             self._metrics.decided(admission.via)
-            request[VISIT] = visit
-            request[ADMISSION] = admission
-            return await handler(request)
+            # Only now, with the request admitted, is the client asked for its body.
+            await continue_if_expected(request)
+            return await self._upstream.forward(request, visit, admission)
         except WallError as error:
             self._metrics.decided(type(error).__name__)
             return answer(error, self._pages, api=api, host=view.host)
 
+
+async def continue_if_expected(request: web.BaseRequest) -> None:
+    """Answer ``Expect: 100-continue`` (RFC 9110 section 10.1.1) as aiohttp's router would,
+    but after the wall's decision: a refused upload is refused before it is sent."""
+    expect = request.headers.get("Expect")
+    if expect is None or request.version < (1, 1):
+        return
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    # The interim answer is not part of the response's size.
+    request.writer.output_size = 0

@@ -39,7 +39,7 @@ def is_websocket(request: web.BaseRequest) -> bool:
 
 async def relay_websocket(
     session: aiohttp.ClientSession,
-    request: web.Request,
+    request: web.BaseRequest,
     url: URL,
     headers: CIMultiDict[str],
     host: str,

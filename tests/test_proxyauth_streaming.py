@@ -181,3 +181,37 @@ async def test_the_body_limit(tmp_path: Path) -> None:
         fits = await client.post(wall.url("/_upload"), data=b"x" * CHUNK, headers=headers)
         assert (await fits.json())["bytes"] == CHUNK
     assert wall.upstream.uploaded[-1] == CHUNK
+
+
+async def test_expect_100_continue_is_answered_after_the_walls_decision(wall: Wall) -> None:
+    """curl asks before a large upload. A refused client hears the refusal, not "go on",
+    so nothing is sent in vain; an admitted one gets 100 Continue, then the app's answer."""
+    body = b"x" * 1000
+
+    async def ask(extra: str) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", wall.port)
+        writer.write(
+            f"POST /_upload HTTP/1.1\r\nHost: {host('whole')}\r\nContent-Length: {len(body)}\r\n"
+            f"Expect: 100-continue\r\nContent-Type: application/octet-stream\r\n{extra}\r\n"
+            .encode()
+        )
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readline(), 10)
+        return first, reader, writer
+
+    first, _, writer = await ask("Accept: application/json\r\n")
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 401 "), first
+
+    async with plain_client() as client:
+        token = await wall.login(client, "whole", "alice")
+    first, reader, writer = await ask(f"Cookie: {wall.session_header(token)['Cookie']}\r\n")
+    try:
+        assert first == b"HTTP/1.1 100 Continue\r\n", first
+        assert await asyncio.wait_for(reader.readline(), 10) == b"\r\n"
+        writer.write(body)
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 10)
+        assert status.startswith(b"HTTP/1.1 200 "), status
+    finally:
+        writer.close()
