@@ -106,19 +106,22 @@ class ProxyAuthServer:
         # Opens the session backend and the route table: a dead Redis fails the start
         # here, naming itself.
         await self.wall.open()
-        server = web.Server(
-            self.wall.handler, request_factory=self._request_factory,
-            access_log=log if self.config.access_log else None,
-        )
-        runner = web.ServerRunner(server)
-        await runner.setup()
-        site = web.TCPSite(runner, listen.host, listen.port)
         try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
+            server = web.Server(
+                self.wall.handler, request_factory=self._request_factory,
+                access_log=log if self.config.access_log else None,
+            )
+            runner = web.ServerRunner(server)
+            await runner.setup()
+            site = web.TCPSite(runner, listen.host, listen.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                await runner.cleanup()
+                raise CannotListen(str(listen), (exc.strerror or str(exc)).lower()) from exc
+        except BaseException:
             await self.wall.close()
-            raise CannotListen(str(listen), (exc.strerror or str(exc)).lower()) from exc
+            raise
         self._runner = runner
         return [(a[0], a[1]) for a in runner.addresses]
 
