@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -667,3 +668,44 @@ async def test_sqlite_poller_behind_a_pruned_log_hears_reset(tmp_path: Path) -> 
     finally:
         await reader.close()
         await writer.close()
+
+
+@pytest.mark.parametrize("cut", ["begin", "body"])
+async def test_sqlite_transaction_cancelled_at_any_step_leaves_nothing_open(
+    tmp_path: Path, cut: str
+) -> None:
+    """A task cancelled while its transaction's BEGIN runs on the worker thread (waiting
+    for another process's write lock) or inside its transaction (what a server stopping
+    does to its connections) must not leave that thread's connection in a transaction:
+    later transactions start, later writes are kept."""
+    path = tmp_path / "store.db"
+    store = await open_store(f"sqlite:///{path}")
+    db = store.db
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        async def transaction() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("DELETE FROM change_log WHERE seq < 0")
+                await asyncio.Event().wait()  # cancelled here, inside the transaction
+
+        if cut == "begin":
+            # Another process holds the write lock: BEGIN IMMEDIATE waits on the worker
+            # thread, and goes through there once the lock is let go, cancelled or not.
+            other.execute("BEGIN IMMEDIATE")
+        task = asyncio.create_task(transaction())
+        for _ in range(30):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        if cut == "begin":
+            other.execute("ROLLBACK")
+
+        user = await store.users.add(username="after", email="after@example.com",
+                                     password_hash="x")
+        assert (await store.users.get(user.id)).username == "after"
+        # Kept: another connection (another process) reads it.
+        assert other.execute("SELECT username FROM users").fetchall() == [("after",)]
+    finally:
+        other.close()
+        await store.close()

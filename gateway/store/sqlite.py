@@ -190,14 +190,35 @@ class SqliteDatabase:
 
     @contextlib.asynccontextmanager
     async def _immediate(self) -> AsyncIterator[_SqliteTransaction]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error. The caller holds the lock."""
-        await self._call(self._execute, "BEGIN IMMEDIATE", ())
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error. The caller holds the lock.
+
+        A statement handed to the worker thread runs there even when its caller is
+        cancelled meanwhile (a server stopping cuts its connections' tasks). A BEGIN left
+        behind like that would hold the connection in a transaction nobody ends: every
+        later BEGIN would fail, and every later write would be lost. So whatever ends the
+        transaction runs on the worker thread, right behind the statement that began it.
+        """
+        try:
+            await self._call(self._execute, "BEGIN IMMEDIATE", ())
+        except BaseException:
+            self._pool.submit(self._end_transaction)
+            raise
         try:
             yield _SqliteTransaction(self)
             await self._call(self._execute, "COMMIT", ())
         except BaseException:
-            await self._call(self._execute, "ROLLBACK", ())
+            # Also when COMMIT's wait was cancelled: it went through, and nothing is open.
+            self._pool.submit(self._end_transaction)
             raise
+
+    def _end_transaction(self) -> None:
+        """Roll back the open transaction, if there is one (on the worker thread)."""
+        if self._conn is not None and self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                # Nobody awaits this job: say it here, or it is never heard of.
+                log.exception("could not roll back an abandoned transaction")
 
     def _log_changes(self, changes: list[Change]) -> list[int]:
         assert self._conn is not None
