@@ -2,10 +2,11 @@
 
 The wall serves every request through one handler (``LoginWall``) on aiohttp's low-level
 server: it has one catch-all route and one decision before it, so an ``Application``'s
-router and middleware chain would only add their cost (about a fifth of a forward-auth
-check's). Everything with a lifetime (the session backend, the access facts, the route
-table when it is ours, the upstream connection pool, the expired-session sweeper) is
-opened by ``WallService.open`` and closed by ``close``, in reverse order.
+router and middleware chain would only add their cost (bench/proxyauth.py: forward-auth
+checks went from 4 578/s to 5 184-5 838/s without them). Everything with a lifetime (the
+session backend, the access facts, the route table when it is ours, the upstream
+connection pool, the expired-session sweeper) is opened by ``WallService.open`` and closed
+by ``close``, in reverse order.
 """
 
 from __future__ import annotations

@@ -105,6 +105,8 @@ class ProxyAuthServer:
         listen = self.config.listen
         # Opens the session backend and the route table: a dead Redis fails the start
         # here, naming itself.
+        # Every request is made on this loop: look it up once, not per request.
+        self._loop = asyncio.get_running_loop()
         await self.wall.open()
         try:
             server = web.Server(
@@ -128,9 +130,7 @@ class ProxyAuthServer:
     def _request_factory(self, *args: Any) -> web.BaseRequest:
         # aiohttp's own factory, with the wall's body limit (its forms; proxied bodies
         # are streamed and bounded by max_body_bytes instead).
-        return web.BaseRequest(
-            *args, asyncio.get_running_loop(), client_max_size=self.wall.client_max_size
-        )
+        return web.BaseRequest(*args, self._loop, client_max_size=self.wall.client_max_size)
 
     async def stop(self, grace: float) -> None:
         runner, self._runner = self._runner, None
